@@ -1,0 +1,184 @@
+"""The catalog of MCP servers: the facts the policies decide on.
+
+Until the registry exists the catalog comes from a YAML file; the registry will implement the same
+`CatalogSource` protocol. A catalog is immutable; a change produces a new `Catalog` with a new revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from authz_service.errors import CatalogError
+
+__all__ = [
+    "Catalog",
+    "CatalogSource",
+    "FileCatalogSource",
+    "Sensitivity",
+    "ServerEntry",
+    "ServerStatus",
+    "ToolEntry",
+]
+
+Sensitivity = Literal["public", "internal", "confidential", "restricted"]
+ServerStatus = Literal["draft", "pending_review", "approved", "deprecated", "retired", "rejected"]
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class ToolEntry(BaseModel):
+    """One tool of a server, as the policies see it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    description: str = ""
+    sensitivity: Sensitivity = "internal"
+    read_only: bool = True
+    business_groups: list[str] = Field(default_factory=list)
+
+
+class ServerEntry(BaseModel):
+    """One MCP server with its governance metadata."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    title: str = ""
+    status: ServerStatus
+    owner_team: str
+    sensitivity: Sensitivity = "internal"
+    business_group: str = ""
+    allowed_clients: list[str] = Field(default_factory=list)
+    upstream: str = Field(description="host:port of the server behind the gateway")
+    tools: list[ToolEntry] = Field(default_factory=list)
+
+    @field_validator("upstream")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("upstream must be host:port")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, tools: list[ToolEntry]) -> list[ToolEntry]:
+        names = [tool.name for tool in tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
+        return tools
+
+
+class _CatalogDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    servers: list[ServerEntry]
+
+
+class Catalog:
+    """An immutable catalog with a content revision and precomputed policy facts.
+
+    The fact dictionaries are built once here so the decision hot path never rebuilds them.
+    """
+
+    def __init__(self, servers: list[ServerEntry], revision: str):
+        names = [server.name for server in servers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise CatalogError(f"duplicate server names: {', '.join(duplicates)}")
+        self.revision = revision
+        self.servers: Mapping[str, ServerEntry] = {server.name: server for server in servers}
+        self._server_facts: dict[str, dict[str, Any]] = {}
+        self._tool_facts: dict[tuple[str, str], dict[str, Any]] = {}
+        for server in servers:
+            server_fact = {
+                "kind": "server",
+                "name": server.name,
+                "status": server.status,
+                "owner_team": server.owner_team,
+                "sensitivity": server.sensitivity,
+                "business_group": server.business_group,
+                "allowed_clients": list(server.allowed_clients),
+                "tools": [tool.name for tool in server.tools],
+            }
+            self._server_facts[server.name] = server_fact
+            for tool in server.tools:
+                self._tool_facts[(server.name, tool.name)] = {
+                    "kind": "tool",
+                    "name": tool.name,
+                    "server": server_fact,
+                    "sensitivity": tool.sensitivity,
+                    "read_only": tool.read_only,
+                    "business_groups": list(tool.business_groups),
+                }
+
+    @classmethod
+    def from_document(cls, document: Any, *, revision: str | None = None) -> Catalog:
+        """Build a catalog from a parsed document (`{"servers": [...]}`).
+
+        Raises:
+            CatalogError: the document does not describe a valid catalog.
+        """
+        try:
+            parsed = _CatalogDocument.model_validate(document)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise CatalogError(f"invalid catalog: {problems}") from None
+        if revision is None:
+            canonical = yaml.safe_dump(parsed.model_dump(mode="json"), sort_keys=True).encode()
+            revision = hashlib.sha256(canonical).hexdigest()[:16]
+        return cls(parsed.servers, revision)
+
+    def server_fact(self, name: str) -> dict[str, Any] | None:
+        """The policy facts of a server, or None when the catalog does not know it."""
+        return self._server_facts.get(name)
+
+    def tool_fact(self, server: str, tool: str) -> dict[str, Any] | None:
+        """The policy facts of one tool of a server, or None when unknown."""
+        return self._tool_facts.get((server, tool))
+
+
+class CatalogSource(Protocol):
+    """Where the catalog comes from: a file now, the registry later."""
+
+    def load(self) -> Catalog:
+        """Read the current catalog.
+
+        Raises:
+            CatalogError: the catalog cannot be read or is invalid.
+        """
+        ...
+
+    def watched_paths(self) -> list[Path]:
+        """Files whose change means the catalog should be loaded again."""
+        ...
+
+
+class FileCatalogSource:
+    """A catalog read from a YAML file; its revision is the hash of the file's content."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> Catalog:
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc.strerror}") from None
+        try:
+            document = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"catalog {self.path} is not valid YAML: {exc}") from None
+        return Catalog.from_document(document, revision=hashlib.sha256(raw).hexdigest()[:16])
+
+    def watched_paths(self) -> list[Path]:
+        return [self.path]

@@ -1,0 +1,220 @@
+"""The edge adapter: Envoy's `envoy.service.auth.v3.Authorization/Check` over `grpc.aio`.
+
+    CheckRequest -> (actor from jwt_authn metadata, server from context_extensions, MCP calls)
+                 -> Decider.decide (layer "edge")
+                 -> CheckResponse (identity headers on allow; JSON-RPC error body on deny)
+
+Message classes come from `xds-protos` (protobuf upb): parsing a CheckRequest costs microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2 as ext
+from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2, status_pb2
+
+from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
+from authz_service.mcp_request import McpCall, McpRequestError, read_mcp_calls
+
+__all__ = ["IDENTITY_HEADERS", "JWT_METADATA_NAMESPACE", "JWT_PAYLOAD_KEY", "AuthorizationServicer", "check"]
+
+JWT_METADATA_NAMESPACE = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD_KEY = "jwt_payload"
+HEADER_PREFIX = "x-portcullis-"
+IDENTITY_HEADERS = (
+    "x-portcullis-user",
+    "x-portcullis-email",
+    "x-portcullis-groups",
+    "x-portcullis-business-groups",
+    "x-portcullis-client",
+    "x-portcullis-decision-id",
+)
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_JSONRPC_FORBIDDEN = -32003
+_REASON_TEXT = {
+    "unauthenticated": "no verified token reached the gateway",
+    "token_audience_mismatch": "the token was not issued for this server",
+    "server_not_approved": "server '{server}' is not approved for use",
+    "client_not_allowed": "client application '{client}' may not use server '{server}'",
+    "business_group_required": "server '{server}' is restricted to its business group",
+    "business_group_mismatch": "this tool serves business groups you are not a member of",
+    "group_required": "tool '{tool}' is reserved to specific groups",
+    "unknown_server": "server '{server}' is not in the catalog",
+    "unknown_tool": "server '{server}' has no tool '{tool}'",
+    "no_rule_allows": "no policy rule allows this request",
+    "policy_not_loaded": "the authorization service has no policy loaded",
+    "evaluation_error": "the policy could not be evaluated",
+    "evaluation_timeout": "the policy evaluation timed out",
+}
+logger = logging.getLogger("portcullis.authz.ext_authz")
+
+
+def check(request: ext.CheckRequest, decider: Decider) -> ext.CheckResponse:
+    """Decide one Envoy check request. Never raises: any failure is a denial."""
+    try:
+        return _check(request, decider)
+    except Exception:
+        logger.exception("check failed; denied")
+        return _denied(503, "internal_error", "the authorization service failed to decide", None, None)
+
+
+def _check(request: ext.CheckRequest, decider: Decider) -> ext.CheckResponse:
+    attributes = request.attributes
+    http = attributes.request.http
+    headers = http.headers
+    server = attributes.context_extensions.get("server", "")
+    claims = _claims(attributes.metadata_context.filter_metadata)
+    if not server or claims is None:
+        return _denied(401, "unauthenticated", _REASON_TEXT["unauthenticated"], None, None)
+    audience = attributes.context_extensions.get("audience", "")
+    if audience and audience not in _as_list(claims.get("aud")):
+        return _denied(401, "token_audience_mismatch", _REASON_TEXT["token_audience_mismatch"], None, None)
+    actor = _actor(claims)
+    body = http.raw_body or http.body.encode()
+    try:
+        calls = read_mcp_calls(headers.get("mcp-method"), headers.get("mcp-name"), body)
+    except McpRequestError as exc:
+        return _denied(400, exc.reason, str(exc), None, exc.request_id)
+
+    context = {"request_id": headers.get("x-request-id", "")}
+    decision: Decision | None = None
+    for call in calls or [McpCall("")]:
+        if call.method == "tools/call":
+            resource = ResourceRef("tool", server, call.tool)
+            action = "call"
+        else:
+            resource = ResourceRef("server", server)
+            action = "connect"
+        decision = decider.decide(DecisionRequest("edge", actor, action, resource, context))
+        if not decision.allowed:
+            text = _REASON_TEXT.get(decision.reason, decision.reason).format(
+                server=server, client=actor.client, tool=call.tool
+            )
+            return _denied(403, decision.reason, text, decision, call.request_id)
+    assert decision is not None
+    return _allowed(actor, decision, headers)
+
+
+def _claims(filter_metadata: Any) -> dict[str, Any] | None:
+    if JWT_METADATA_NAMESPACE not in filter_metadata:
+        return None
+    namespace: struct_pb2.Struct = filter_metadata[JWT_METADATA_NAMESPACE]
+    if JWT_PAYLOAD_KEY not in namespace.fields:
+        return None
+    payload = namespace.fields[JWT_PAYLOAD_KEY].struct_value
+    return {key: _value(value) for key, value in payload.fields.items()}
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value  # jwt_authn turns every numeric claim into a float
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {key: _value(item) for key, item in value.struct_value.fields.items()}
+    return None
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return [str(value)] if value else []
+
+
+def _actor(claims: dict[str, Any]) -> Actor:
+    client = claims.get("client_id") or claims.get("azp") or ""
+    return Actor(
+        id=str(claims.get("sub", "")),
+        client=str(client),
+        email=str(claims.get("email", "")),
+        groups=tuple(sorted(_as_list(claims.get("groups")))),
+        business_groups=tuple(sorted(_as_list(claims.get("business_groups")))),
+    )
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, value=_UNSAFE_HEADER_CHARS.sub("", value)), append_action=_OVERWRITE
+    )
+
+
+def _allowed(actor: Actor, decision: Decision, client_headers: Any) -> ext.CheckResponse:
+    values = (
+        actor.id,
+        actor.email,
+        ",".join(actor.groups),
+        ",".join(actor.business_groups),
+        actor.client,
+        decision.decision_id,
+    )
+    response_headers = [_header(key, value) for key, value in zip(IDENTITY_HEADERS, values, strict=True)]
+    if decision.shadow:
+        response_headers.append(_header("x-portcullis-shadow", f"would_deny:{decision.reason}"))
+    # Identity headers we set overwrite the client's; any other x-portcullis-* header a client sent is removed.
+    spoofed = _spoofed(client_headers, {*IDENTITY_HEADERS, "x-portcullis-shadow"})
+    return ext.CheckResponse(
+        status=status_pb2.Status(code=code_pb2.OK),
+        ok_response=ext.OkHttpResponse(headers=response_headers, headers_to_remove=spoofed),
+    )
+
+
+def _spoofed(client_headers: Iterable[str], ours: set[str]) -> list[str]:
+    return [key for key in client_headers if key.startswith(HEADER_PREFIX) and key not in ours]
+
+
+def _denied(
+    status: int,
+    reason: str,
+    message: str,
+    decision: Decision | None,
+    request_id: Any,
+) -> ext.CheckResponse:
+    data: dict[str, Any] = {"reason": reason}
+    if decision is not None:
+        data["decision_id"] = decision.decision_id
+        data["policy_revision"] = decision.policy_revision
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": _JSONRPC_FORBIDDEN if status == 403 else -32600, "message": f"Denied: {message}", "data": data},
+    }
+    headers = [_header("content-type", "application/json")]
+    if decision is not None:
+        headers.append(_header("x-portcullis-decision-id", decision.decision_id))
+    if status == 401:
+        headers.append(_header("www-authenticate", f'Bearer error="invalid_token", error_description="{reason}"'))
+    grpc_code = code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED
+    return ext.CheckResponse(
+        status=status_pb2.Status(code=grpc_code, message=reason),
+        denied_response=ext.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=status),  # type: ignore[arg-type]
+            headers=headers,
+            body=json.dumps(body, separators=(",", ":")),
+        ),
+    )
+
+
+class AuthorizationServicer(ext_grpc.AuthorizationServicer):  # type: ignore[misc]
+    """The gRPC adapter; thin by design, all logic is in `check`."""
+
+    def __init__(self, decider: Decider):
+        self._decider = decider
+
+    async def Check(self, request: ext.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]) -> ext.CheckResponse:  # noqa: N802
+        return check(request, self._decider)

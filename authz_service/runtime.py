@@ -1,0 +1,107 @@
+"""Wiring: everything one authz_service process needs, built from settings (never at import time)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from authz_service.catalog import Catalog, CatalogSource, FileCatalogSource
+from authz_service.decision import Decider, decision_record
+from authz_service.decision_log import DecisionLog
+from authz_service.errors import CatalogError, PolicyLoadError
+from authz_service.keys import SigningKey, load_or_create_signing_key
+from authz_service.metrics import Metrics
+from authz_service.policy import PolicyEngine
+from authz_service.settings import Settings
+
+__all__ = ["CatalogHolder", "Runtime", "build_runtime"]
+
+logger = logging.getLogger("portcullis.authz")
+
+
+class CatalogHolder:
+    """The catalog in force; a reload that fails keeps the previous one."""
+
+    def __init__(self, source: CatalogSource, metrics: Metrics):
+        self.source = source
+        self._metrics = metrics
+        self._current = source.load()
+        self.last_error: CatalogError | None = None
+
+    def current(self) -> Catalog:
+        return self._current
+
+    def reload(self) -> None:
+        try:
+            catalog = self.source.load()
+        except CatalogError as exc:
+            self.last_error = exc
+            self._metrics.catalog_reloads.labels(result="failure").inc()
+            logger.error("catalog reload rejected, revision %s stays in force: %s", self._current.revision, exc)
+            return
+        self.last_error = None
+        if catalog.revision != self._current.revision:
+            logger.info("catalog revision %s loaded (%d servers)", catalog.revision, len(catalog.servers))
+        self._current = catalog
+        self._metrics.catalog_reloads.labels(result="success").inc()
+
+
+class Runtime:
+    """One process's policy engine, catalog, decision log and decider."""
+
+    def __init__(self, settings: Settings, *, signing_key: SigningKey | None = None):
+        self.settings = settings
+        self.metrics = Metrics()
+        self.engine = PolicyEngine(settings.policy_dir, timeout_ms=settings.policy_timeout_ms, on_reload=self._counted)
+        try:
+            self.engine.reload()
+        except PolicyLoadError:
+            pass  # not ready: every decision is a denial until a valid policy set appears (watched)
+        self.catalog = CatalogHolder(FileCatalogSource(settings.catalog_file), self.metrics)
+        self.log = DecisionLog(settings.decision_log, formatter=decision_record, metrics=self.metrics)
+        self.decider = Decider(
+            engine=self.engine,
+            catalog=self.catalog.current,
+            log=self.log,
+            metrics=self.metrics,
+            cache_size=settings.cache_size,
+            shadow_mode=settings.shadow_mode,
+            shadow_servers=frozenset(settings.shadow_servers),
+        )
+        self.signing_key = signing_key or load_or_create_signing_key(settings.key_dir)
+
+    def _counted(self, success: bool) -> None:
+        (self.metrics.reloads if success else self.metrics.reload_failures).inc()
+
+    def reload_policies(self) -> None:
+        try:
+            self.engine.reload()
+        except PolicyLoadError:
+            pass  # logged and counted by the engine; the previous revision decides
+
+    async def watch(self, stop: asyncio.Event | None = None) -> None:
+        """Reload policies and catalog when their files change (runs until cancelled or `stop` is set)."""
+        from watchfiles import awatch
+
+        policy_dir = self.settings.policy_dir.resolve()
+        catalog_paths = {path.resolve() for path in self.catalog.source.watched_paths()}
+        roots = {policy_dir, *(path.parent for path in catalog_paths)}
+        async for changes in awatch(*roots, stop_event=stop, debounce=200, step=50):
+            changed = {Path(path).resolve() for _, path in changes}
+            if any(path.parent == policy_dir and path.suffix == ".polar" for path in changed):
+                await asyncio.to_thread(self.reload_policies)
+            if changed & catalog_paths:
+                await asyncio.to_thread(self.catalog.reload)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Build a process's runtime.
+
+    Raises:
+        CatalogError: the catalog cannot be loaded (the service refuses to start without one).
+    """
+    return Runtime(settings)

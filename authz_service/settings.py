@@ -1,0 +1,69 @@
+"""Settings of the authorization service, read once from `AUTHZ_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from authz_service.errors import ConfigurationError
+
+__all__ = ["DEFAULT_GRPC_PORT", "DEFAULT_HTTP_PORT", "PLACEHOLDER_SECRETS", "Settings"]
+
+DEFAULT_HTTP_PORT = 8181
+DEFAULT_GRPC_PORT = 9191
+DEFAULT_POLICY_DIR = Path("policies")
+DEFAULT_CATALOG_FILE = Path("config/catalog.yaml")
+DEFAULT_STATE_DIR = Path(".portcullis")
+DEFAULT_POLICY_TIMEOUT_MS = 50
+DEFAULT_CACHE_SIZE = 100_000
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "password"})
+
+
+class Settings(BaseSettings):
+    """Configuration of one authz_service deployment (all its worker processes share it)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHZ_", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
+    workers: int = Field(default=2, ge=1, le=64, description="gRPC worker i listens on grpc_port + i")
+
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    catalog_file: Path = DEFAULT_CATALOG_FILE
+    watch: bool = True
+    policy_timeout_ms: int = Field(default=DEFAULT_POLICY_TIMEOUT_MS, ge=1)
+    cache_size: int = Field(default=DEFAULT_CACHE_SIZE, ge=0)
+
+    decision_log: Path = DEFAULT_STATE_DIR / "decisions.jsonl"
+    shadow_mode: bool = False
+    shadow_servers: list[str] = Field(default_factory=list)
+
+    # Service credentials of AuthZEN callers: name -> secret (bearer token). Empty means no caller may ask.
+    service_credentials: dict[str, str] = Field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    # Built-in development identity: the key that signs local tokens and whose JWKS Envoy trusts.
+    issuer: str = "http://127.0.0.1:8181"
+    key_dir: Path = DEFAULT_STATE_DIR / "keys"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.environment == "production":
+            weak = [name for name, secret in self.service_credentials.items() if secret.lower() in PLACEHOLDER_SECRETS]
+            if weak:
+                raise ConfigurationError(f"placeholder service credential for {', '.join(sorted(weak))} in production")
+            if self.shadow_mode:
+                raise ConfigurationError("global shadow mode is refused in production; shadow single servers instead")
+        if self.grpc_port <= self.http_port < self.grpc_port + self.workers:
+            raise ConfigurationError("http_port collides with a gRPC worker port (grpc_port .. grpc_port+workers-1)")
+        return self
+
+    def grpc_ports(self) -> list[int]:
+        """The gRPC port of every worker process."""
+        return [self.grpc_port + i for i in range(self.workers)]

@@ -1,0 +1,151 @@
+"""Processes: a supervisor that starts N workers, each serving gRPC (own port) and HTTP (shared port).
+
+One Python process saturates one core at about 2,000 checks/s, so the service scales with processes,
+not threads. Worker i serves ext_authz on `grpc_port + i` (Envoy balances over them) and the HTTP API
+on `http_port`, shared by every worker through SO_REUSEPORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import grpc
+import uvicorn
+from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from authz_service.ext_authz import AuthorizationServicer
+from authz_service.http_app import create_app
+from authz_service.keys import load_or_create_signing_key
+from authz_service.runtime import Runtime
+from authz_service.settings import Settings
+
+__all__ = ["PortInUseError", "check_ports_free", "serve"]
+
+logger = logging.getLogger("portcullis.authz")
+_RESTART_DELAY_SECONDS = 1.0
+
+
+class PortInUseError(OSError):
+    """A port the service needs is taken."""
+
+
+def check_ports_free(host: str, ports: list[int]) -> None:
+    """Fail fast, with the port named, when one is already taken.
+
+    Raises:
+        PortInUseError: the first port that cannot be bound.
+    """
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise PortInUseError(f"port {port} on {host} is already in use") from None
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve_worker(settings: Settings, index: int) -> None:
+    runtime = Runtime(settings)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)])
+    ext_grpc.add_AuthorizationServicer_to_server(AuthorizationServicer(runtime.decider), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = settings.grpc_port + index
+    server.add_insecure_port(f"{settings.host}:{port}")
+    await server.start()
+
+    async def track_health() -> None:
+        while True:
+            status = health_pb2.HealthCheckResponse.SERVING if runtime.engine.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            await health_servicer.set("", status)
+            await health_servicer.set("envoy.service.auth.v3.Authorization", status)
+            await asyncio.sleep(1)
+
+    config = uvicorn.Config(create_app(runtime), log_level="warning", access_log=False, lifespan="off")
+    http = uvicorn.Server(config)
+    tasks = [asyncio.create_task(track_health())]
+    if settings.watch:
+        tasks.append(asyncio.create_task(runtime.watch()))
+    try:
+        await http.serve(sockets=[_shared_socket(settings.host, settings.http_port)])
+    finally:
+        for task in tasks:
+            task.cancel()
+        await server.stop(grace=1.0)
+        runtime.close()
+
+
+def _worker_main(settings: Settings, index: int) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s authz[{index}] %(levelname)s %(message)s")
+    asyncio.run(_serve_worker(settings, index))
+
+
+def serve(settings: Settings) -> int:
+    """Run the service until SIGINT/SIGTERM; returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s authz %(levelname)s %(message)s")
+    check_ports_free(settings.host, [settings.http_port, *settings.grpc_ports()])
+    load_or_create_signing_key(settings.key_dir)  # once, before workers race to create it
+    metrics_dir = tempfile.mkdtemp(prefix="portcullis-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the spawned workers
+    context = multiprocessing.get_context("spawn")
+    workers: dict[int, BaseProcess] = {}
+    stopping = False
+
+    def start(index: int) -> None:
+        process = context.Process(target=_worker_main, args=(settings, index), name=f"authz-worker-{index}")
+        process.start()
+        workers[index] = process
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(settings.workers):
+        start(index)
+    logger.info(
+        "serving HTTP on %s:%d and ext_authz gRPC on ports %s with %d workers",
+        settings.host, settings.http_port, ",".join(map(str, settings.grpc_ports())), settings.workers,
+    )  # fmt: skip
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in list(workers.items()):
+                if not process.is_alive() and not stopping:
+                    logger.error("worker %d exited with %s; restarting", index, process.exitcode)
+                    time.sleep(_RESTART_DELAY_SECONDS)
+                    start(index)
+    finally:
+        for process in workers.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in workers.values():
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(serve(Settings()))
