@@ -1,0 +1,219 @@
+"""`portcullis up`: the whole platform on 127.0.0.1 with embedded defaults, stopped cleanly on Ctrl-C.
+
+Order: preflight (binary, ports, policies, catalog, generated config) -> authz_service -> demo server ->
+Envoy. Each is started as a child process and awaited on its health endpoint with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from authz_service.catalog import FileCatalogSource
+from authz_service.policy import load_policy_set, policy_files
+from authz_service.settings import Settings
+from authz_service.worker import check_ports_free
+from gateway.config import build_config, render_yaml, spec_from_catalog
+from gateway.launcher import envoy_binary, start_envoy, validate_config
+from servers.demo.server import DEFAULT_PORT as DEMO_PORT
+
+__all__ = ["Platform", "PlatformError", "UpOptions", "run_up"]
+
+_START_DEADLINE_SECONDS = 30.0
+
+
+class PlatformError(Exception):
+    """A start-up problem, reported as one line."""
+
+
+@dataclass
+class UpOptions:
+    root: Path
+    state_dir: Path
+    gateway_port: int = 8080
+    admin_port: int = 9901
+    authz_http_port: int = 8181
+    authz_grpc_port: int = 9191
+    workers: int = 2
+    demo_port: int = DEMO_PORT
+
+
+@dataclass
+class Platform:
+    """The running processes, in start order."""
+
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self.logs:
+            log.close()
+
+
+def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + _START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            raise PlatformError(f"{name} exited during start-up: {tail[0] if tail else 'no output'} (log: {log_path})")
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise PlatformError(f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})")
+
+
+def preflight(options: UpOptions) -> None:
+    """Everything that can be checked before starting anything; raises PlatformError with one line."""
+    envoy_binary()
+    ports = [
+        options.gateway_port,
+        options.admin_port,
+        options.authz_http_port,
+        options.demo_port,
+        *range(options.authz_grpc_port, options.authz_grpc_port + options.workers),
+    ]
+    check_ports_free("127.0.0.1", ports)
+    load_policy_set(policy_files(options.root / "policies"), timeout_ms=1000)
+    FileCatalogSource(options.root / "config" / "catalog.yaml").load()
+
+
+def _service_credential(state_dir: Path) -> str:
+    path = state_dir / "authzen-credential"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def start(options: UpOptions) -> Platform:
+    """Start every component and wait until each is healthy; on failure, stop what started."""
+    preflight(options)
+    root, state = options.root, options.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    issuer = f"http://127.0.0.1:{options.authz_http_port}"
+    settings = Settings(
+        http_port=options.authz_http_port,
+        grpc_port=options.authz_grpc_port,
+        workers=options.workers,
+        policy_dir=root / "policies",
+        catalog_file=root / "config" / "catalog.yaml",
+        decision_log=state / "decisions.jsonl",
+        key_dir=state / "keys",
+        issuer=issuer,
+    )
+    catalog = FileCatalogSource(settings.catalog_file).load()
+    spec = spec_from_catalog(
+        catalog,
+        issuer=issuer,
+        jwks_uri=f"{issuer}/.well-known/jwks.json",
+        authz_endpoints=[("127.0.0.1", port) for port in settings.grpc_ports()],
+        public_url=f"http://127.0.0.1:{options.gateway_port}",
+        listen_port=options.gateway_port,
+        admin_port=options.admin_port,
+    )
+    config_path = state / "envoy.yaml"
+    config_path.write_text(render_yaml(build_config(spec)))
+    validate_config(config_path)
+
+    platform = Platform()
+    env = {
+        **os.environ,
+        "AUTHZ_HTTP_PORT": str(settings.http_port),
+        "AUTHZ_GRPC_PORT": str(settings.grpc_port),
+        "AUTHZ_WORKERS": str(settings.workers),
+        "AUTHZ_POLICY_DIR": str(settings.policy_dir),
+        "AUTHZ_CATALOG_FILE": str(settings.catalog_file),
+        "AUTHZ_DECISION_LOG": str(settings.decision_log),
+        "AUTHZ_KEY_DIR": str(settings.key_dir),
+        "AUTHZ_ISSUER": issuer,
+        "AUTHZ_SERVICE_CREDENTIALS": f'{{"demo": "{_service_credential(state)}"}}',
+    }
+    try:
+        authz_log = state / "authz.log"
+        platform.processes.append(("authz_service", _spawn([sys.executable, "-m", "authz_service"], authz_log, env, platform)))
+        _wait_healthy("authz_service", f"{issuer}/readyz", platform.processes[-1][1], authz_log)
+        demo_log = state / "demo.log"
+        demo = _spawn([sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)], demo_log, env, platform)
+        platform.processes.append(("demo server", demo))
+        _wait_healthy("demo server", f"http://127.0.0.1:{options.demo_port}/healthz", demo, demo_log)
+        envoy_log = state / "envoy.log"
+        platform.processes.append(("envoy", start_envoy(config_path, envoy_log)))
+        _wait_healthy("envoy", f"http://127.0.0.1:{options.admin_port}/ready", platform.processes[-1][1], envoy_log)
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
+
+
+def _spawn(command: list[str], log_path: Path, env: dict[str, str], platform: Platform) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    platform.logs.append(log)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def run_up(options: UpOptions) -> int:
+    """Start the platform, print where everything runs, and wait for Ctrl-C."""
+    platform = start(options)
+    state = options.state_dir
+    gateway = f"http://127.0.0.1:{options.gateway_port}"
+    print(
+        "Portcullis is up (all on 127.0.0.1):\n"
+        f"  gateway        {gateway}   (Envoy admin http://127.0.0.1:{options.admin_port})\n"
+        f"  authz HTTP     http://127.0.0.1:{options.authz_http_port}   (AuthZEN, JWKS, /readyz, /metrics)\n"
+        f"  authz gRPC     127.0.0.1:{options.authz_grpc_port}..{options.authz_grpc_port + options.workers - 1}"
+        f"   (ext_authz, {options.workers} workers)\n"
+        f"  demo server    {gateway}/servers/demo/mcp   (upstream 127.0.0.1:{options.demo_port})\n"
+        f"  decision log   {state / 'decisions.jsonl'}\n"
+        f"  logs           {state}/{{authz,demo,envoy}}.log\n"
+        "Try it:\n"
+        "  TOKEN=$(portcullis token --user alice --client claude-desktop --server demo)\n"
+        f"  curl -s {gateway}/servers/demo/mcp -H \"Authorization: Bearer $TOKEN\" \\\n"
+        "    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\n"
+        "    -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\",\"arguments\":{}}}'\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stop_requested:
+            for name, process in platform.processes:
+                if process.poll() is not None:
+                    print(f"portcullis: {name} exited with code {process.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+    finally:
+        print("Stopping...", flush=True)
+        platform.stop()
+        print("Stopped.", flush=True)
+    return 0
