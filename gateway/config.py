@@ -64,6 +64,8 @@ class GatewaySpec:
     max_request_bytes: int = 64 * 1024
     jwks_cache_seconds: int = 300
     extra_clusters: tuple[dict[str, Any], ...] = field(default=())
+    # Off only for the benchmark's baseline (jwt_authn alone); every real gateway runs ext_authz.
+    ext_authz: bool = True
 
 
 def canonical_uri(public_url: str, server: str) -> str:
@@ -179,40 +181,44 @@ def _ext_authz(spec: GatewaySpec) -> dict[str, Any]:
     }
 
 
-def _route(route: RouteSpec) -> dict[str, Any]:
+def _route(route: RouteSpec, spec: GatewaySpec) -> dict[str, Any]:
+    per_filter: dict[str, Any] = {
+        JWT_FILTER: {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+            "requirement_name": route.name,
+        }
+    }
+    if spec.ext_authz:
+        per_filter[EXT_AUTHZ_FILTER] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+            "check_settings": {"context_extensions": {"server": route.name, "audience": route.audience}},
+        }
     return {
         "name": route.name,
         "match": {"prefix": f"/servers/{route.name}/"},
         "route": {"cluster": f"server-{route.name}", "prefix_rewrite": "/", "timeout": "0s"},  # streams
-        "typed_per_filter_config": {
-            JWT_FILTER: {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
-                "requirement_name": route.name,
-            },
-            EXT_AUTHZ_FILTER: {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-                "check_settings": {"context_extensions": {"server": route.name, "audience": route.audience}},
-            },
-        },
+        "typed_per_filter_config": per_filter,
     }
 
 
-def _not_found() -> dict[str, Any]:
+def _not_found(spec: GatewaySpec) -> dict[str, Any]:
     body = '{"jsonrpc":"2.0","id":null,"error":{"code":-32601,"message":"No such MCP server on this gateway"}}'
-    return {
+    route: dict[str, Any] = {
         "name": "not-found",
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": body}},
         "response_headers_to_add": [
             {"header": {"key": "content-type", "value": "application/json"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
         ],
-        "typed_per_filter_config": {
+    }
+    if spec.ext_authz:
+        route["typed_per_filter_config"] = {
             EXT_AUTHZ_FILTER: {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
                 "disabled": True,
             }
-        },
-    }
+        }
+    return route
 
 
 _ACCESS_LOG = {
@@ -255,7 +261,7 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
         }
     http_filters = [
         _jwt_authn(spec),
-        _ext_authz(spec),
+        *([_ext_authz(spec)] if spec.ext_authz else []),
         {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
     ]  # fmt: skip
@@ -270,7 +276,7 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
         "route_config": {
             "name": "mcp",
             "virtual_hosts": [
-                {"name": "mcp", "domains": ["*"], "routes": [*(_route(r) for r in spec.routes), _not_found()]}
+                {"name": "mcp", "domains": ["*"], "routes": [*(_route(r, spec) for r in spec.routes), _not_found(spec)]}
             ],
         },
         "http_filters": http_filters,
