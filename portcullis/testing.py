@@ -1,0 +1,246 @@
+"""Real-process harness for end-to-end tests and benchmarks: authz_service, a demo server and Envoy.
+
+Everything binds to 127.0.0.1 on free ports and is stopped by its PID. Tokens are signed by a test key
+whose JWKS a small in-process HTTP server publishes, as the foundation's proof requires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from authz_service.catalog import FileCatalogSource
+from authz_service.keys import SigningKey
+from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
+from gateway.launcher import start_envoy, validate_config
+
+__all__ = ["JwksServer", "LocalPlatform", "free_port", "wait_http"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_SECRET = "test-service-credential-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_block(count: int) -> int:
+    """A first port of `count` consecutive free ports."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no block of free ports")
+
+
+def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `url` until it answers 200, with a deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not healthy within {timeout}s")
+
+
+class JwksServer:
+    """Serves a JWKS document on 127.0.0.1 from a background thread."""
+
+    def __init__(self, jwks: dict[str, Any]):
+        body = json.dumps(jwks).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclass
+class LocalPlatform:
+    """A running platform on free ports; build with `LocalPlatform.start(...)` as a context manager."""
+
+    workdir: Path
+    key: SigningKey
+    issuer: str
+    gateway_url: str
+    authz_url: str
+    decision_log: Path
+    policy_dir: Path
+    catalog_file: Path
+    authz_env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @classmethod
+    @contextmanager
+    def start(
+        cls,
+        workdir: Path,
+        *,
+        workers: int = 1,
+        ext_authz: bool = True,
+        policy_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Iterator[LocalPlatform]:
+        """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy."""
+        policies = workdir / "policies"
+        shutil.copytree(policy_dir or ROOT / "policies", policies)
+        demo_port, gateway_port, admin_port, http_port = free_port(), free_port(), free_port(), free_port()
+        grpc_port = free_port_block(workers)
+        catalog = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+        for server in catalog["servers"]:
+            server["upstream"] = f"127.0.0.1:{demo_port if server['name'] == 'demo' else free_port()}"
+        catalog_file = workdir / "catalog.yaml"
+        catalog_file.write_text(yaml.safe_dump(catalog))
+        key = SigningKey.generate()
+        jwks = JwksServer(key.jwks())
+        issuer = "https://issuer.test.portcullis"
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        env = {
+            **os.environ,
+            "AUTHZ_HTTP_PORT": str(http_port),
+            "AUTHZ_GRPC_PORT": str(grpc_port),
+            "AUTHZ_WORKERS": str(workers),
+            "AUTHZ_POLICY_DIR": str(policies),
+            "AUTHZ_CATALOG_FILE": str(catalog_file),
+            "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
+            "AUTHZ_KEY_DIR": str(workdir / "keys"),
+            "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
+            "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET}),
+            **(extra_env or {}),
+        }
+        platform = cls(
+            workdir=workdir,
+            key=key,
+            issuer=issuer,
+            gateway_url=gateway_url,
+            authz_url=f"http://127.0.0.1:{http_port}",
+            decision_log=workdir / "decisions.jsonl",
+            policy_dir=policies,
+            catalog_file=catalog_file,
+            authz_env=env,
+        )
+        try:
+            platform.start_authz()
+            demo = platform._spawn("demo", [sys.executable, "-m", "servers.demo", "--port", str(demo_port)], env)
+            wait_http(f"http://127.0.0.1:{demo_port}/healthz", process=demo)
+            spec = spec_from_catalog(
+                FileCatalogSource(catalog_file).load(),
+                issuer=issuer,
+                jwks_uri=jwks.url,
+                authz_endpoints=[("127.0.0.1", grpc_port + i) for i in range(workers)],
+                public_url=gateway_url,
+                listen_port=gateway_port,
+                admin_port=admin_port,
+            )
+            spec = type(spec)(**{**spec.__dict__, "ext_authz": ext_authz})
+            config_path = workdir / "envoy.yaml"
+            config_path.write_text(render_yaml(build_config(spec)))
+            validate_config(config_path)
+            envoy = start_envoy(config_path, workdir / "envoy.log")
+            platform.processes["envoy"] = envoy
+            wait_http(f"http://127.0.0.1:{admin_port}/ready", process=envoy)
+            yield platform
+        finally:
+            platform.stop()
+            jwks.close()
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start_authz(self) -> None:
+        process = self._spawn("authz", [sys.executable, "-m", "authz_service"], self.authz_env)
+        wait_http(f"{self.authz_url}/readyz", process=process)
+
+    def stop_authz(self) -> None:
+        self._stop(self.processes.pop("authz"))
+
+    @staticmethod
+    def _stop(process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop(self) -> None:
+        for name in ("envoy", "demo", "authz"):
+            if name in self.processes:
+                self._stop(self.processes.pop(name))
+
+    def token(
+        self,
+        user: str = "alice",
+        *,
+        client: str = "claude-desktop",
+        server: str = "demo",
+        groups: list[str] | None = None,
+        business_groups: list[str] | None = None,
+        **overrides: Any,
+    ) -> str:
+        """A token signed by the test key, for `server`'s audience unless overridden."""
+        claims = {
+            "email": f"{user}@example.com",
+            "groups": groups if groups is not None else ["eng", "ads-eng"],
+            "business_groups": business_groups if business_groups is not None else ["ads"],
+        }
+        return self.key.mint(
+            issuer=overrides.pop("issuer", self.issuer),
+            subject=user,
+            audience=overrides.pop("audience", canonical_uri(self.gateway_url, server)),
+            client_id=client,
+            claims=claims,
+            ttl_seconds=overrides.pop("ttl_seconds", 600),
+            now=overrides.pop("now", None),
+        )
+
+    def mcp_url(self, server: str = "demo") -> str:
+        return canonical_uri(self.gateway_url, server)
