@@ -48,6 +48,8 @@ def check_ports_free(host: str, ports: list[int]) -> None:
     """
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR: connections of a previous run in TIME_WAIT do not make a port "in use"; a listener does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError:
@@ -97,6 +99,7 @@ async def _serve_worker(settings: Settings, index: int) -> None:
 
 def _worker_main(settings: Settings, index: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s authz[{index}] %(levelname)s %(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     asyncio.run(_serve_worker(settings, index))
 
 
