@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -168,17 +168,16 @@ def build_router(settings: Settings, decider: Decider) -> APIRouter:
             raise AuthzenError(400, "request body is not valid JSON") from None
 
     router = APIRouter(dependencies=[Depends(authenticate)])
-    Body = Annotated[Any, Depends(read_json)]
 
     @router.post("/access/v1/evaluation")
-    async def evaluation(body: Body) -> JSONResponse:
-        request = _parse(EvaluationRequest, body)
+    async def evaluation(http_request: Request) -> JSONResponse:
+        request = _parse(EvaluationRequest, await read_json(http_request))
         decision = decider.decide(_to_request(request.subject, request.action, request.resource, request.context))
         return JSONResponse(_result(decision))
 
     @router.post("/access/v1/evaluations")
-    async def evaluations(body: Body) -> JSONResponse:
-        batch = _parse(EvaluationsRequest, body)
+    async def evaluations(http_request: Request) -> JSONResponse:
+        batch = _parse(EvaluationsRequest, await read_json(http_request))
         items = batch.evaluations or [_PartialEvaluation()]
         results: list[dict[str, Any]] = []
         semantic = batch.options.evaluations_semantic

@@ -62,7 +62,9 @@ class DecisionLog:
         self._queue.put(item)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write everything queued so far, then stop the writer."""
+        """Write everything queued so far, then stop the writer (idempotent)."""
+        if not self._thread.is_alive():
+            return
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self.path != "-":

@@ -57,7 +57,7 @@ class PolicySet:
 
     def facts(self, predicate: str, arity: int) -> list[tuple[Any, ...]]:
         """Every binding of a fact predicate, for `policy check` (empty when the predicate is absent)."""
-        names = [f"_{i}" for i in range(arity)]
+        names = [f"arg{i}" for i in range(arity)]  # not "_x": Polar treats those as anonymous
         try:
             results = list(self.oso.query_rule(predicate, *(Variable(name) for name in names)))
         except Exception as exc:  # Oso raises a runtime error for an undefined rule

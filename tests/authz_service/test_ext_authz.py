@@ -1,0 +1,160 @@
+"""The servicer's check() on parsed CheckRequests, as Envoy sends them (jwt_authn metadata, context extensions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from envoy.service.auth.v3 import external_auth_pb2 as ext
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2
+
+from authz_service.ext_authz import JWT_METADATA_NAMESPACE, check
+from tests.authz_service.helpers import decider
+
+AUDIENCE = "http://127.0.0.1:8080/servers/demo/mcp"
+ALICE_CLAIMS = {"sub": "alice", "email": "alice@example.com", "aud": AUDIENCE, "client_id": "claude-desktop",
+                "groups": ["eng", "ads-eng"], "business_groups": ["ads"], "exp": 1.9e9}  # fmt: skip
+BOB_CLAIMS = {**ALICE_CLAIMS, "sub": "bob", "groups": ["eng"], "business_groups": ["search"]}
+
+
+def _request(
+    claims: dict[str, Any] | None = ALICE_CLAIMS,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    server: str = "demo",
+) -> ext.CheckRequest:
+    request = ext.CheckRequest()
+    http = request.attributes.request.http
+    http.method = "POST"
+    http.path = "/servers/demo/mcp"
+    http.headers.update(headers or {})
+    if body is not None:
+        http.raw_body = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request.attributes.context_extensions.update({"server": server, "audience": AUDIENCE})
+    if claims is not None:
+        payload = struct_pb2.Struct()
+        payload.update({"jwt_payload": claims})
+        request.attributes.metadata_context.filter_metadata[JWT_METADATA_NAMESPACE].CopyFrom(payload)
+    return request
+
+
+def _tool_call(tool: str, request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+
+
+def _headers(response: ext.CheckResponse) -> dict[str, str]:
+    if response.HasField("ok_response"):
+        return {h.header.key: h.header.value for h in response.ok_response.headers}
+    return {h.header.key: h.header.value for h in response.denied_response.headers}
+
+
+def _error(response: ext.CheckResponse) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(response.denied_response.body)
+    return body["error"]
+
+
+def test_allowed_request_gets_identity_headers_that_overwrite_the_clients() -> None:
+    decide, _, _ = decider()
+    spoofed = {"x-portcullis-user": "root", "x-portcullis-role": "admin"}
+    response = check(_request(headers=spoofed, body=_tool_call("whoami")), decide)
+    assert response.status.code == code_pb2.OK
+    headers = _headers(response)
+    assert headers["x-portcullis-user"] == "alice"
+    assert headers["x-portcullis-groups"] == "ads-eng,eng"
+    assert headers["x-portcullis-business-groups"] == "ads"
+    assert headers["x-portcullis-client"] == "claude-desktop"
+    assert headers["x-portcullis-decision-id"]
+    assert all(h.append_action == h.OVERWRITE_IF_EXISTS_OR_ADD for h in response.ok_response.headers)
+    assert list(response.ok_response.headers_to_remove) == ["x-portcullis-role"]
+
+
+def test_forbidden_tool_in_old_protocol_body_is_denied_with_jsonrpc_error() -> None:
+    decide, _, _ = decider()
+    response = check(_request(BOB_CLAIMS, body=_tool_call("get_revenue_metrics", 42)), decide)
+    assert response.status.code == code_pb2.PERMISSION_DENIED
+    assert response.denied_response.status.code == 403
+    assert _headers(response)["content-type"] == "application/json"
+    body = json.loads(response.denied_response.body)
+    assert body["id"] == 42 and body["jsonrpc"] == "2.0"
+    assert body["error"]["data"]["reason"] == "group_required"
+    assert body["error"]["data"]["decision_id"] == _headers(response)["x-portcullis-decision-id"]
+
+
+def test_forbidden_tool_in_new_protocol_headers_is_denied_without_a_body() -> None:
+    decide, _, _ = decider()
+    headers = {"mcp-method": "tools/call", "mcp-name": "get_revenue_metrics"}
+    response = check(_request(BOB_CLAIMS, headers=headers), decide)
+    assert response.denied_response.status.code == 403
+    assert _error(response)["data"]["reason"] == "group_required"
+
+
+def test_headers_contradicting_the_body_are_refused() -> None:
+    decide, _, _ = decider()
+    headers = {"mcp-method": "tools/call", "mcp-name": "whoami"}
+    response = check(_request(BOB_CLAIMS, headers=headers, body=_tool_call("get_revenue_metrics")), decide)
+    assert response.denied_response.status.code == 400
+    assert _error(response)["data"]["reason"] == "mcp_header_mismatch"
+
+
+def test_a_batch_with_one_forbidden_call_is_denied() -> None:
+    decide, _, _ = decider()
+    batch = [_tool_call("whoami", 1), _tool_call("get_revenue_metrics", 2)]
+    response = check(_request(BOB_CLAIMS, body=batch), decide)
+    assert response.denied_response.status.code == 403
+    assert json.loads(response.denied_response.body)["id"] == 2
+
+
+def test_unparseable_body_is_a_400_denial() -> None:
+    decide, _, _ = decider()
+    response = check(_request(body=b"{not json"), decide)
+    assert response.denied_response.status.code == 400
+    assert _error(response)["data"]["reason"] == "invalid_json"
+
+
+def test_tools_call_without_a_name_is_a_400_denial() -> None:
+    decide, _, _ = decider()
+    response = check(_request(body={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}}), decide)
+    assert response.denied_response.status.code == 400
+
+
+def test_request_without_jwt_metadata_is_unauthenticated() -> None:
+    decide, _, _ = decider()
+    response = check(_request(None, body=_tool_call("whoami")), decide)
+    assert response.denied_response.status.code == 401
+    assert "www-authenticate" in _headers(response)
+
+
+def test_token_for_another_server_is_refused_even_if_envoy_let_it_through() -> None:
+    decide, _, _ = decider()
+    claims = {**ALICE_CLAIMS, "aud": "http://127.0.0.1:8080/servers/other/mcp"}
+    response = check(_request(claims, body=_tool_call("whoami")), decide)
+    assert response.denied_response.status.code == 401
+    assert _error(response)["data"]["reason"] == "token_audience_mismatch"
+
+
+def test_get_stream_without_body_is_decided_as_connect() -> None:
+    decide, _, log = decider()
+    request = _request()
+    request.attributes.request.http.method = "GET"
+    assert check(request, decide).status.code == code_pb2.OK
+    assert log.items[-1][0].action == "connect"
+
+
+def test_client_not_allowed_is_denied_with_a_readable_reason() -> None:
+    decide, _, _ = decider()
+    response = check(_request({**ALICE_CLAIMS, "client_id": "cursor"}, body=_tool_call("whoami")), decide)
+    error = _error(response)
+    assert error["data"]["reason"] == "client_not_allowed"
+    assert error["message"] == "Denied: client application 'cursor' may not use server 'demo'"
+
+
+def test_a_failure_inside_check_is_a_denial_not_an_exception() -> None:
+    class Exploding:
+        def decide(self, request: object) -> object:
+            raise RuntimeError("boom")
+
+    response = check(_request(body=_tool_call("whoami")), Exploding())  # type: ignore[arg-type]
+    assert response.status.code != code_pb2.OK
+    assert response.denied_response.status.code == 503
