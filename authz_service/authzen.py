@@ -182,7 +182,11 @@ def build_router(settings: Settings, decider: Decider) -> APIRouter:
         results: list[dict[str, Any]] = []
         semantic = batch.options.evaluations_semantic
         for item in items:
-            subject, action, resource = item.subject or batch.subject, item.action or batch.action, item.resource or batch.resource
+            subject, action, resource = (
+                item.subject or batch.subject,
+                item.action or batch.action,
+                item.resource or batch.resource,
+            )
             if subject is None or action is None or resource is None:
                 raise AuthzenError(400, "every evaluation needs a subject, an action and a resource (own or default)")
             context = {**batch.context, **(item.context or {})}

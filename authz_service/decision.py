@@ -69,7 +69,9 @@ class ResourceRef:
     properties: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, type: ResourceType, server: str, name: str = "", properties: Mapping[str, Any] | None = None) -> ResourceRef:
+    def of(
+        cls, type: ResourceType, server: str, name: str = "", properties: Mapping[str, Any] | None = None
+    ) -> ResourceRef:
         return cls(type, server, name, _freeze(properties or {}))
 
     def log_view(self) -> dict[str, Any]:
@@ -240,7 +242,6 @@ class Decider:
                 "properties": properties,
             }
         return policy.evaluate(request.actor.fact(), request.action, resource)
-
 
 
 def decision_record(item: tuple[DecisionRequest, Decision, float]) -> dict[str, Any]:

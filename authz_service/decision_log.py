@@ -86,7 +86,9 @@ class DecisionLog:
                     continue
                 try:
                     record = self._format(entry)
-                    record["time"] = dt.datetime.fromtimestamp(record["time"], dt.UTC).isoformat(timespec="microseconds")
+                    record["time"] = dt.datetime.fromtimestamp(record["time"], dt.UTC).isoformat(
+                        timespec="microseconds"
+                    )
                     lines.append(json.dumps(record, separators=(",", ":"), default=str))
                 except Exception as exc:  # a record we cannot format is reported, not lost quietly
                     self._metrics.decision_log_failures.inc()

@@ -1,9 +1,9 @@
 """Errors raised by the authorization service.
 
-    AuthzError
-    ├── PolicyLoadError      a policy set failed to load (file, line, column in the message)
-    ├── CatalogError         the catalog could not be read or is invalid
-    └── ConfigurationError   settings that must not be used (placeholder secrets, conflicts)
+AuthzError
+├── PolicyLoadError      a policy set failed to load (file, line, column in the message)
+├── CatalogError         the catalog could not be read or is invalid
+└── ConfigurationError   settings that must not be used (placeholder secrets, conflicts)
 """
 
 from __future__ import annotations

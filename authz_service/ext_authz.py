@@ -192,7 +192,11 @@ def _denied(
     body = {
         "jsonrpc": "2.0",
         "id": request_id,
-        "error": {"code": _JSONRPC_FORBIDDEN if status == 403 else -32600, "message": f"Denied: {message}", "data": data},
+        "error": {
+            "code": _JSONRPC_FORBIDDEN if status == 403 else -32600,
+            "message": f"Denied: {message}",
+            "data": data,
+        },
     }
     headers = [_header("content-type", "application/json")]
     if decision is not None:
@@ -203,7 +207,7 @@ def _denied(
     return ext.CheckResponse(
         status=status_pb2.Status(code=grpc_code, message=reason),
         denied_response=ext.DeniedHttpResponse(
-            status=http_status_pb2.HttpStatus(code=status),  # type: ignore[arg-type]
+            status=http_status_pb2.HttpStatus(code=status),
             headers=headers,
             body=json.dumps(body, separators=(",", ":")),
         ),

@@ -78,8 +78,9 @@ def _from_body(body: bytes) -> list[McpCall]:
         tool = ""
         if method == "tools/call":
             params = item.get("params")
-            tool = params.get("name") if isinstance(params, dict) else None
-            if not isinstance(tool, str) or not tool:
+            name = params.get("name") if isinstance(params, dict) else None
+            if not isinstance(name, str) or not name:
                 raise McpRequestError("invalid_mcp_request", "tools/call without a tool name", request_id)
+            tool = name
         calls.append(McpCall(method, tool, request_id))
     return calls

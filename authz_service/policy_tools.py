@@ -100,11 +100,11 @@ def run_cases(policy_dir: Path, cases_file: Path, catalog: Catalog | None = None
         expect = case.get("expect")
         if expect not in ("allow", "deny"):
             raise CasesError(f"{name}: expect must be allow or deny")
-        request = DecisionRequest("cli", actor_from(case.get("actor"), actors), str(case.get("action")), resource_from(case.get("resource")))
-        decision = decider.decide(request)
-        passed = decision.allowed == (expect == "allow") and (
-            "reason" not in case or decision.reason == case["reason"]
+        request = DecisionRequest(
+            "cli", actor_from(case.get("actor"), actors), str(case.get("action")), resource_from(case.get("resource"))
         )
+        decision = decider.decide(request)
+        passed = decision.allowed == (expect == "allow") and ("reason" not in case or decision.reason == case["reason"])
         expected = expect + (f" ({case['reason']})" if "reason" in case else "")
         results.append(CaseResult(name, passed, expected, decision))
     return results

@@ -78,7 +78,11 @@ async def _serve_worker(settings: Settings, index: int) -> None:
 
     async def track_health() -> None:
         while True:
-            status = health_pb2.HealthCheckResponse.SERVING if runtime.engine.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if runtime.engine.ready
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             await health_servicer.set("", status)
             await health_servicer.set("envoy.service.auth.v3.Authorization", status)
             await asyncio.sleep(1)

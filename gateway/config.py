@@ -29,6 +29,7 @@ __all__ = [
 AUTHZ_CLUSTER = "authz"
 JWKS_CLUSTER = "jwks"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
+_HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 _HTTP2 = {
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -208,7 +209,10 @@ def _not_found(spec: GatewaySpec) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": body}},
         "response_headers_to_add": [
-            {"header": {"key": "content-type", "value": "application/json"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            {
+                "header": {"key": "content-type", "value": "application/json"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
         ],
     }
     if spec.ext_authz:
@@ -266,7 +270,7 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
     ]  # fmt: skip
     manager = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": _HCM_TYPE,
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
         "normalize_path": True,
@@ -295,7 +299,11 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
                     "name": "gateway",
                     "address": _address(spec.listen_host, spec.listen_port),
                     "filter_chains": [
-                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
+                            ]
+                        }
                     ],
                 }
             ],

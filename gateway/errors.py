@@ -1,6 +1,6 @@
 """Errors of the gateway package.
 
-    GatewayError   the Envoy binary is missing, or Envoy rejects a generated config
+GatewayError   the Envoy binary is missing, or Envoy rejects a generated config
 """
 
 from __future__ import annotations

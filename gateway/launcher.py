@@ -69,10 +69,13 @@ def start_envoy(config_path: Path, log_path: Path, *, concurrency: int = 2) -> s
         return subprocess.Popen(
             [
                 str(envoy_binary()),
-                "-c", str(config_path),
-                "--concurrency", str(concurrency),
+                "-c",
+                str(config_path),
+                "--concurrency",
+                str(concurrency),
                 "--disable-hot-restart",  # several gateways (tests, benches) may share one machine
-                "--log-level", "warn",
+                "--log-level",
+                "warn",
             ],  # fmt: skip
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -30,7 +30,9 @@ class Directory(BaseModel):
         try:
             return self.users[name]
         except KeyError:
-            raise DirectoryError(f"no user {name!r} in the directory (known: {', '.join(sorted(self.users))})") from None
+            raise DirectoryError(
+                f"no user {name!r} in the directory (known: {', '.join(sorted(self.users))})"
+            ) from None
 
     def client(self, name: str) -> None:
         if name not in self.clients:

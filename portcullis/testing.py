@@ -44,11 +44,12 @@ def free_port() -> int:
 
 def free_port_block(count: int) -> int:
     """A first port of `count` consecutive free ports."""
-    for _ in range(100):
+    for _ in range(1000):
         first = free_port()
         try:
             for port in range(first, first + count):
                 with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
                     sock.bind(("127.0.0.1", port))
             return first
         except OSError:

@@ -81,12 +81,16 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log_pat
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise PlatformError(f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})")
+    raise PlatformError(
+        f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})"
+    )
 
 
 def preflight(options: UpOptions) -> None:
     """Everything that can be checked before starting anything; raises PlatformError with one line."""
     envoy_binary()
+    load_policy_set(policy_files(options.root / "policies"), timeout_ms=1000)
+    FileCatalogSource(options.root / "config" / "catalog.yaml").load()
     ports = [
         options.gateway_port,
         options.admin_port,
@@ -95,8 +99,6 @@ def preflight(options: UpOptions) -> None:
         *range(options.authz_grpc_port, options.authz_grpc_port + options.workers),
     ]
     check_ports_free("127.0.0.1", ports)
-    load_policy_set(policy_files(options.root / "policies"), timeout_ms=1000)
-    FileCatalogSource(options.root / "config" / "catalog.yaml").load()
 
 
 def _service_credential(state_dir: Path) -> str:
@@ -154,7 +156,9 @@ def start(options: UpOptions) -> Platform:
     }
     try:
         authz_log = state / "authz.log"
-        platform.processes.append(("authz_service", _spawn([sys.executable, "-m", "authz_service"], authz_log, env, platform)))
+        platform.processes.append(
+            ("authz_service", _spawn([sys.executable, "-m", "authz_service"], authz_log, env, platform))
+        )
         _wait_healthy("authz_service", f"{issuer}/readyz", platform.processes[-1][1], authz_log)
         demo_log = state / "demo.log"
         demo = _spawn([sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)], demo_log, env, platform)
@@ -191,9 +195,9 @@ def run_up(options: UpOptions) -> int:
         f"  logs           {state}/{{authz,demo,envoy}}.log\n"
         "Try it:\n"
         "  TOKEN=$(portcullis token --user alice --client claude-desktop --server demo)\n"
-        f"  curl -s {gateway}/servers/demo/mcp -H \"Authorization: Bearer $TOKEN\" \\\n"
+        f'  curl -s {gateway}/servers/demo/mcp -H "Authorization: Bearer $TOKEN" \\\n'
         "    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\n"
-        "    -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\",\"arguments\":{}}}'\n"
+        '    -d \'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}\'\n'
         "Press Ctrl-C to stop.",
         flush=True,
     )

@@ -50,7 +50,7 @@ def build_server() -> MCPServer:
         """Daily ad revenue by region (sample data). Reserved to the ads-eng group."""
         return [row for row in _REVENUE if region is None or row["region"] == region]
 
-    @server.custom_route("/healthz", methods=["GET"])
+    @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 

@@ -40,5 +40,7 @@ def decider(
     engine.reload()
     sink = log or ListLog()
     loaded = catalog()
-    built = Decider(engine=engine, catalog=lambda: loaded, log=sink, metrics=Metrics(), cache_size=cache_size, **options)
+    built = Decider(
+        engine=engine, catalog=lambda: loaded, log=sink, metrics=Metrics(), cache_size=cache_size, **options
+    )
     return built, engine, sink

@@ -50,7 +50,9 @@ def test_policy_reload_drops_cached_decisions(tmp_path: Path) -> None:
 
 
 def test_exception_during_evaluation_is_a_denial(tmp_path: Path) -> None:
-    (tmp_path / "p.polar").write_text('deny(_, _, _, _) if false;\nallow(actor, _, _) if actor.id.no_such_method() = 1;\n')
+    (tmp_path / "p.polar").write_text(
+        "deny(_, _, _, _) if false;\nallow(actor, _, _) if actor.id.no_such_method() = 1;\n"
+    )
     decide, _, log = decider(tmp_path)
     decision = decide.decide(_call("whoami"))
     assert not decision.allowed and decision.reason == "evaluation_error"

@@ -51,8 +51,8 @@ def _headers(response: ext.CheckResponse) -> dict[str, str]:
 
 
 def _error(response: ext.CheckResponse) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(response.denied_response.body)
-    return body["error"]
+    error: dict[str, Any] = json.loads(response.denied_response.body)["error"]
+    return error
 
 
 def test_allowed_request_gets_identity_headers_that_overwrite_the_clients() -> None:

@@ -16,8 +16,11 @@ from tests.authz_service.helpers import CATALOG, POLICIES
 
 SECRET = "s3rv1ce-credential-for-tests"
 AUTH = {"authorization": f"Bearer {SECRET}"}
-ALICE = {"type": "user", "id": "alice",
-         "properties": {"client_id": "claude-desktop", "groups": ["eng", "ads-eng"], "business_groups": ["ads"]}}  # fmt: skip
+ALICE = {
+    "type": "user",
+    "id": "alice",
+    "properties": {"client_id": "claude-desktop", "groups": ["eng", "ads-eng"], "business_groups": ["ads"]},
+}
 BOB = {"type": "user", "id": "bob", "properties": {"client_id": "claude-desktop", "groups": ["eng"]}}
 REVENUE = {"type": "tool", "id": "get_revenue_metrics", "properties": {"server": "demo"}}
 

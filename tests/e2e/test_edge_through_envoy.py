@@ -35,7 +35,7 @@ async def _sdk_call(
     platform: LocalPlatform, token: str, mode: str, tool: str, headers: dict[str, str] | None = None
 ) -> Any:
     http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}", **(headers or {})}, timeout=10)
-    async with http, Client(streamable_http_client(platform.mcp_url(), http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+    async with http, Client(streamable_http_client(platform.mcp_url(), http_client=http), mode=mode) as client:
         result = await client.call_tool(tool, {})
         return result.structured_content
 
@@ -169,7 +169,12 @@ def test_decision_log_has_one_line_per_decision_under_a_burst(platform: LocalPla
 
             async def one(index: int) -> None:
                 token = allowed_token if index % 2 else denied_token
-                body = {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+                body = {
+                    "jsonrpc": "2.0",
+                    "id": index,
+                    "method": "tools/call",
+                    "params": {"name": "whoami", "arguments": {}},
+                }
                 response = await http.post(
                     platform.mcp_url(), json=body, headers={"authorization": f"Bearer {token}", "accept": ACCEPT}
                 )
@@ -211,7 +216,9 @@ def test_broken_policy_keeps_previous_revision_deciding_and_shows_in_readyz(plat
         assert ready["policy_revision"] == revision
         # The previous policies still decide, both ways.
         assert _call(platform, platform.token("alice")).status_code == 200
-        assert _call(platform, platform.token(client="cursor")).json()["error"]["data"]["reason"] == "client_not_allowed"
+        assert (
+            _call(platform, platform.token(client="cursor")).json()["error"]["data"]["reason"] == "client_not_allowed"
+        )
         log = (platform.workdir / "authz.log").read_text()
         assert "policy reload rejected" in log and "zz_broken.polar" in log
     finally:

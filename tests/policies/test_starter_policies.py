@@ -45,7 +45,9 @@ def test_every_policy_reference_resolves_in_the_catalog() -> None:
     assert check_references(policy, catalog) == []
 
 
-def test_policy_check_reports_a_tool_the_catalog_does_not_have(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_reports_a_tool_the_catalog_does_not_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policies = tmp_path / "policies"
     policies.mkdir()
     for path in POLICIES.glob("*.polar"):

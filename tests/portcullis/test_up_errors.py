@@ -1,0 +1,66 @@
+"""`portcullis up` refuses to start with a clear one-line error, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "policies", root / "policies")
+    shutil.copytree(ROOT / "config", root / "config")
+    return root
+
+
+def _up(root: Path, *env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+    environment = {"PORTCULLIS_ROOT": str(root), "PATH": "/usr/bin:/bin", **dict(env)}
+    return subprocess.run(
+        [sys.executable, "-m", "portcullis.cli", "up"], capture_output=True, text=True, timeout=60, env=environment
+    )
+
+
+def _assert_one_line(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("portcullis: ") and fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_port_already_taken_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8181))
+        except OSError:
+            pytest.skip("port 8181 is used by something else on this machine")
+        taken.listen()
+        result = _up(_project_copy(tmp_path))
+    _assert_one_line(result, "port 8181 on 127.0.0.1 is already in use")
+
+
+def test_missing_envoy_binary_is_a_one_line_error(tmp_path: Path) -> None:
+    result = _up(_project_copy(tmp_path), ("PORTCULLIS_ENVOY_BIN", str(tmp_path / "no-envoy")))
+    _assert_one_line(result, "no executable Envoy binary found")
+
+
+def test_broken_policy_is_a_one_line_error_with_its_location(tmp_path: Path) -> None:
+    root = _project_copy(tmp_path)
+    (root / "policies" / "edge.polar").write_text('allow(actor, "connect", server) if\n  actor.id = ;\n')
+    result = _up(root)
+    _assert_one_line(result, "edge.polar:2:")
+
+
+def test_invalid_catalog_is_a_one_line_error(tmp_path: Path) -> None:
+    root = _project_copy(tmp_path)
+    (root / "config" / "catalog.yaml").write_text("servers:\n  - name: Bad Name!\n    status: approved\n")
+    result = _up(root)
+    _assert_one_line(result, "invalid catalog")
