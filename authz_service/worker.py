@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -151,6 +152,7 @@ def serve(settings: Settings) -> int:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

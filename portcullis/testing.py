@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,16 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SECRET = "test-service-credential-0123456789"
 
 
+_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so outgoing connections never collide
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port for a listener."""
+    return free_port_block(1)
 
 
 def free_port_block(count: int) -> int:
-    """A first port of `count` consecutive free ports."""
+    """The first of `count` consecutive free ports."""
     for _ in range(1000):
-        first = free_port()
+        first = random.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - count)
         try:
             for port in range(first, first + count):
                 with socket.socket() as sock:

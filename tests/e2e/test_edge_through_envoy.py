@@ -257,3 +257,32 @@ def test_authz_service_down_gives_503_never_200(platform: LocalPlatform) -> None
     finally:
         platform.start_authz()
     assert _call(platform, platform.token("alice")).status_code == 200
+
+
+def test_metrics_aggregate_edge_decisions_over_all_workers(platform: LocalPlatform) -> None:
+    for _ in range(4):
+        _call(platform, platform.token("alice"))
+    text = httpx.get(f"{platform.authz_url}/metrics").text
+    counts = {
+        line.split("{")[0] + "{" + line.split("{")[1].split("}")[0] + "}": float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("portcullis_decisions_total{")
+    }
+    assert counts['portcullis_decisions_total{layer="edge",result="allow"}'] >= 4
+
+
+def test_grpc_health_service_reports_serving_on_every_worker(platform: LocalPlatform) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    first = int(platform.authz_env["AUTHZ_GRPC_PORT"])
+    for port in range(first, first + int(platform.authz_env["AUTHZ_WORKERS"])):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            deadline = time.monotonic() + 5
+            while True:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+                if status == health_pb2.HealthCheckResponse.SERVING or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert status == health_pb2.HealthCheckResponse.SERVING
