@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -128,12 +129,29 @@ def _gateway_config(args: argparse.Namespace) -> int:
         authz_endpoints=endpoints,
         public_url=args.public_url,
     )
+    upstreams: dict[str, tuple[str, int]] = dict(args.upstream)
+    unknown = sorted(set(upstreams) - {route.name for route in spec.routes})
+    if unknown:
+        raise GatewayError(f"--upstream names no server of the catalog: {', '.join(unknown)}")
+    routes = tuple(
+        replace(r, upstream_host=upstreams[r.name][0], upstream_port=upstreams[r.name][1]) if r.name in upstreams else r
+        for r in spec.routes
+    )
+    spec = replace(spec, listen_host=args.listen_host, routes=routes)
     text = render_yaml(build_config(spec))
     if args.out:
         args.out.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _upstream(text: str) -> tuple[str, tuple[str, int]]:
+    name, _, address = text.partition("=")
+    host, _, port = address.rpartition(":")
+    if not (name and host and port.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT, not {text!r}")
+    return name, (host, int(port))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -189,6 +207,11 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--authz-port", type=int, default=9191)
     config.add_argument("--authz-workers", type=int, default=2)
     config.add_argument("--public-url", default="http://127.0.0.1:8080")
+    config.add_argument("--listen-host", default="127.0.0.1", help="listener address (0.0.0.0 in a container)")
+    config.add_argument(
+        "--upstream", type=_upstream, action="append", default=[], metavar="NAME=HOST:PORT",
+        help="override a server's upstream from the catalog (repeatable), e.g. demo=demo:8300 for compose",
+    )  # fmt: skip
     config.add_argument("--out", type=Path)
     config.set_defaults(run=_gateway_config)
     return parser
