@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any, Literal
 from authz_service.catalog import Catalog
 from authz_service.decision_log import DecisionSink
 from authz_service.metrics import Metrics
-from authz_service.policy import PolicyEngine
+from authz_service.policy import PolicyEngine, PolicySet
 
 __all__ = ["Actor", "Decider", "Decision", "DecisionRequest", "Layer", "ResourceRef", "decision_record"]
 
@@ -163,6 +164,8 @@ class Decider:
         self._shadow_mode = shadow_mode
         self._shadow_servers = shadow_servers
         self._new_id = _IdSource()
+        # The gRPC adapter decides on a thread pool; the lock guards only the cache's dict operations.
+        self._lock = threading.Lock()
 
     def decide(self, request: DecisionRequest) -> Decision:
         """Decide, log and count one request. Never raises: a failure is a denial."""
@@ -176,25 +179,27 @@ class Decider:
                 allowed, reason = False, "policy_not_loaded"
             else:
                 revisions = (policy_revision, catalog.revision)
-                if revisions != self._cache_revisions:
-                    self._cache.clear()
-                    self._cache_revisions = revisions
                 actor, resource = request.actor, request.resource
                 key = (
                     actor.id, actor.client, actor.email, actor.groups, actor.business_groups,
                     request.action, resource.type, resource.server, resource.name, resource.properties,
                     *revisions,
                 )  # fmt: skip
-                hit = self._cache.get(key)
+                with self._lock:
+                    if revisions != self._cache_revisions:
+                        self._cache.clear()  # a reload: nothing cached under the old revisions is useful
+                        self._cache_revisions = revisions
+                    hit = self._cache.get(key)
                 if hit is not None:
                     allowed, reason = hit
                     cached = True
                 else:
-                    allowed, reason = self._evaluate(request, catalog)
+                    allowed, reason = self._evaluate(request, catalog, policy)
                     if self._cache_size:
-                        if len(self._cache) >= self._cache_size:
-                            del self._cache[next(iter(self._cache))]
-                        self._cache[key] = (allowed, reason)
+                        with self._lock:
+                            while len(self._cache) >= self._cache_size:
+                                del self._cache[next(iter(self._cache))]
+                            self._cache[key] = (allowed, reason)
         except Exception as exc:
             allowed = False
             reason = "evaluation_timeout" if "timeout" in str(exc).lower() else "evaluation_error"
@@ -216,9 +221,7 @@ class Decider:
         self._log.submit((request, decision, time.time()))
         return decision
 
-    def _evaluate(self, request: DecisionRequest, catalog: Catalog) -> tuple[bool, str]:
-        policy = self._engine.current
-        assert policy is not None
+    def _evaluate(self, request: DecisionRequest, catalog: Catalog, policy: PolicySet) -> tuple[bool, str]:
         ref = request.resource
         server = catalog.server_fact(ref.server)
         if server is None:

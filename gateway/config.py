@@ -177,6 +177,16 @@ def _ext_authz(spec: GatewaySpec) -> dict[str, Any]:
                 "pack_as_bytes": True,
             },
             "metadata_context_namespaces": [JWT_FILTER],
+            # Only what the decision reads: the claims arrive as jwt_authn metadata, so the bearer token itself
+            # never reaches authz_service (less to parse, and no token to leak into its logs).
+            "allowed_headers": {
+                "patterns": [
+                    {"exact": "mcp-method"},
+                    {"exact": "mcp-name"},
+                    {"exact": "x-request-id"},
+                    {"prefix": "x-portcullis-"},
+                ]
+            },
             "clear_route_cache": False,
         },
     }
