@@ -1,4 +1,4 @@
-"""The edge adapter: Envoy's `envoy.service.auth.v3.Authorization/Check` over `grpc.aio`.
+"""The edge adapter: Envoy's `envoy.service.auth.v3.Authorization/Check` over gRPC (threaded grpcio server).
 
     CheckRequest -> (actor from jwt_authn metadata, server from context_extensions, MCP calls)
                  -> Decider.decide (layer "edge")

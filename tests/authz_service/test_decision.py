@@ -101,3 +101,26 @@ def test_decision_record_holds_the_actor_claims_and_no_token() -> None:
                                "groups": ["ads-eng", "eng"], "business_groups": ["ads"]}  # fmt: skip
     assert record["context"] == {"request_id": "r1"}
     assert "token" not in str(record).lower()
+
+
+def test_concurrent_decisions_on_threads_never_fail_on_the_shared_cache() -> None:
+    import threading
+
+    decide, _, _ = decider(cache_size=8)  # a small cache: constant eviction while threads race
+    reasons: list[str] = []
+    lock = threading.Lock()
+
+    def work(offset: int) -> None:
+        for index in range(300):
+            tool = ("whoami", "echo", "get_revenue_metrics")[(index + offset) % 3]
+            decision = decide.decide(_call(tool, BOB if index % 2 else ALICE, n=index % 20))
+            with lock:
+                reasons.append(decision.reason)
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reasons) == 1200
+    assert not {"evaluation_error", "evaluation_timeout"} & set(reasons)
