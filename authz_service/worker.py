@@ -32,7 +32,7 @@ from authz_service.keys import load_or_create_signing_key
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings
 
-__all__ = ["PortInUseError", "check_ports_free", "serve"]
+__all__ = ["PortInUseError", "check_ports_free", "grpc_serving", "serve"]
 
 logger = logging.getLogger("portcullis.authz")
 _RESTART_DELAY_SECONDS = 1.0
@@ -57,6 +57,16 @@ def check_ports_free(host: str, ports: list[int]) -> None:
                 probe.bind((host, port))
             except OSError:
                 raise PortInUseError(f"port {port} on {host} is already in use") from None
+
+
+def grpc_serving(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether the ext_authz worker on `port` answers its gRPC health check with SERVING."""
+    try:
+        with grpc.insecure_channel(f"{host}:{port}") as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+    except grpc.RpcError:
+        return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

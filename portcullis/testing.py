@@ -28,6 +28,7 @@ import yaml
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.keys import SigningKey
+from authz_service.worker import grpc_serving
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
 
@@ -201,6 +202,13 @@ class LocalPlatform:
     def start_authz(self) -> None:
         process = self._spawn("authz", [sys.executable, "-m", "authz_service"], self.authz_env)
         wait_http(f"{self.authz_url}/readyz", process=process)
+        first, workers = int(self.authz_env["AUTHZ_GRPC_PORT"]), int(self.authz_env["AUTHZ_WORKERS"])
+        deadline = time.monotonic() + 30
+        for port in range(first, first + workers):
+            while not grpc_serving("127.0.0.1", port):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise TimeoutError(f"ext_authz worker on port {port} not serving")
+                time.sleep(0.05)
 
     def stop_authz(self) -> None:
         self._stop(self.processes.pop("authz"))

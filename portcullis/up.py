@@ -21,7 +21,7 @@ import httpx
 from authz_service.catalog import FileCatalogSource
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
-from authz_service.worker import check_ports_free
+from authz_service.worker import check_ports_free, grpc_serving
 from gateway.config import build_config, render_yaml, spec_from_catalog
 from gateway.launcher import envoy_binary, start_envoy, validate_config
 from servers.demo.server import DEFAULT_PORT as DEMO_PORT
@@ -84,6 +84,15 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log_pat
     raise PlatformError(
         f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})"
     )
+
+
+def _wait_grpc(ports: list[int], process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + _START_DEADLINE_SECONDS
+    for port in ports:
+        while not grpc_serving("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise PlatformError(f"authz_service ext_authz worker on port {port} is not serving (log: {log_path})")
+            time.sleep(0.1)
 
 
 def preflight(options: UpOptions) -> None:
@@ -160,6 +169,7 @@ def start(options: UpOptions) -> Platform:
             ("authz_service", _spawn([sys.executable, "-m", "authz_service"], authz_log, env, platform))
         )
         _wait_healthy("authz_service", f"{issuer}/readyz", platform.processes[-1][1], authz_log)
+        _wait_grpc(settings.grpc_ports(), platform.processes[-1][1], authz_log)
         demo_log = state / "demo.log"
         demo = _spawn([sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)], demo_log, env, platform)
         platform.processes.append(("demo server", demo))
