@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent import futures
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -32,7 +33,7 @@ from authz_service.keys import load_or_create_signing_key
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings
 
-__all__ = ["PortInUseError", "check_ports_free", "grpc_serving", "serve"]
+__all__ = ["PortInUseError", "check_ports_free", "grpc_serving", "serve", "wait_grpc_serving"]
 
 logger = logging.getLogger("portcullis.authz")
 _RESTART_DELAY_SECONDS = 1.0
@@ -67,6 +68,20 @@ def grpc_serving(host: str, port: int, timeout: float = 1.0) -> bool:
     except grpc.RpcError:
         return False
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def wait_grpc_serving(host: str, ports: list[int], *, timeout: float, alive: Callable[[], bool]) -> None:
+    """Poll every worker's gRPC health until SERVING, with a deadline.
+
+    Raises:
+        TimeoutError: a worker is not serving by the deadline, or `alive()` turned false.
+    """
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while not grpc_serving(host, port):
+            if not alive() or time.monotonic() > deadline:
+                raise TimeoutError(f"ext_authz worker on port {port} is not serving")
+            time.sleep(0.05)
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from bench.decision_bench import HIT_SAMPLES, MISS_SAMPLES, Timing, decision_tim
 from bench.request import BODY, CLIENT, ISSUER, PUBLIC_URL, SERVER, audience, mcp_headers, user_claims
 from gateway.config import build_config, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
-from portcullis.testing import JwksServer, free_port, free_port_block, wait_http
+from portcullis.testing import JwksServer, free_port, free_port_block, stop_process, wait_http
 
 __all__ = ["LoadResult", "direct_response_config", "main", "run_wrk"]
 
@@ -117,16 +116,6 @@ def run_wrk(url: str, script: Path, *, connections: int, threads: int, seconds: 
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def _process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
@@ -136,7 +125,7 @@ def _process(command: list[str], log: Path, env: dict[str, str] | None = None) -
     try:
         yield process
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @contextmanager
@@ -149,7 +138,7 @@ def _envoy(config: dict[str, Any], workdir: Path, name: str, admin_port: int) ->
         wait_http(f"http://127.0.0.1:{admin_port}/ready", process=process)
         yield process
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @dataclass(frozen=True)

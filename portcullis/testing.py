@@ -28,11 +28,11 @@ import yaml
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.keys import SigningKey
-from authz_service.worker import grpc_serving
+from authz_service.worker import wait_grpc_serving
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
 
-__all__ = ["JwksServer", "LocalPlatform", "free_port", "wait_http"]
+__all__ = ["JwksServer", "LocalPlatform", "free_port", "free_port_block", "stop_process", "wait_http"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SECRET = "test-service-credential-0123456789"
@@ -74,6 +74,17 @@ def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[byte
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{url} not healthy within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class JwksServer:
@@ -203,30 +214,16 @@ class LocalPlatform:
         process = self._spawn("authz", [sys.executable, "-m", "authz_service"], self.authz_env)
         wait_http(f"{self.authz_url}/readyz", process=process)
         first, workers = int(self.authz_env["AUTHZ_GRPC_PORT"]), int(self.authz_env["AUTHZ_WORKERS"])
-        deadline = time.monotonic() + 30
-        for port in range(first, first + workers):
-            while not grpc_serving("127.0.0.1", port):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise TimeoutError(f"ext_authz worker on port {port} not serving")
-                time.sleep(0.05)
+        ports = list(range(first, first + workers))
+        wait_grpc_serving("127.0.0.1", ports, timeout=30, alive=lambda: process.poll() is None)
 
     def stop_authz(self) -> None:
-        self._stop(self.processes.pop("authz"))
-
-    @staticmethod
-    def _stop(process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(self.processes.pop("authz"))
 
     def stop(self) -> None:
         for name in ("envoy", "demo", "authz"):
             if name in self.processes:
-                self._stop(self.processes.pop(name))
+                stop_process(self.processes.pop(name))
 
     def token(
         self,

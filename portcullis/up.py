@@ -21,7 +21,7 @@ import httpx
 from authz_service.catalog import FileCatalogSource
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
-from authz_service.worker import check_ports_free, grpc_serving
+from authz_service.worker import check_ports_free, wait_grpc_serving
 from gateway.config import build_config, render_yaml, spec_from_catalog
 from gateway.launcher import envoy_binary, start_envoy, validate_config
 from servers.demo.server import DEFAULT_PORT as DEMO_PORT
@@ -87,12 +87,10 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log_pat
 
 
 def _wait_grpc(ports: list[int], process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + _START_DEADLINE_SECONDS
-    for port in ports:
-        while not grpc_serving("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise PlatformError(f"authz_service ext_authz worker on port {port} is not serving (log: {log_path})")
-            time.sleep(0.1)
+    try:
+        wait_grpc_serving("127.0.0.1", ports, timeout=_START_DEADLINE_SECONDS, alive=lambda: process.poll() is None)
+    except TimeoutError as exc:
+        raise PlatformError(f"authz_service: {exc} (log: {log_path})") from None
 
 
 def preflight(options: UpOptions) -> None:
