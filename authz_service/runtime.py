@@ -15,7 +15,7 @@ from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
 from authz_service.settings import Settings
 
-__all__ = ["CatalogHolder", "Runtime", "build_runtime"]
+__all__ = ["CatalogHolder", "Runtime"]
 
 logger = logging.getLogger("portcullis.authz")
 
@@ -48,7 +48,11 @@ class CatalogHolder:
 
 
 class Runtime:
-    """One process's policy engine, catalog, decision log and decider."""
+    """One process's policy engine, catalog, decision log and decider.
+
+    Raises:
+        CatalogError: the catalog cannot be loaded (the service refuses to start without one).
+    """
 
     def __init__(self, settings: Settings, *, signing_key: SigningKey | None = None):
         self.settings = settings
@@ -96,12 +100,3 @@ class Runtime:
 
     def close(self) -> None:
         self.log.close()
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    """Build a process's runtime.
-
-    Raises:
-        CatalogError: the catalog cannot be loaded (the service refuses to start without one).
-    """
-    return Runtime(settings)

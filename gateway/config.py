@@ -7,7 +7,7 @@ Envoy v3 bootstrap as a plain dict, written as YAML and checked with `envoy --mo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,7 +64,6 @@ class GatewaySpec:
     authz_timeout_ms: int = 500
     max_request_bytes: int = 64 * 1024
     jwks_cache_seconds: int = 300
-    extra_clusters: tuple[dict[str, Any], ...] = field(default=())
     # Off only for the benchmark's baseline (jwt_authn alone); every real gateway runs ext_authz.
     ext_authz: bool = True
 
@@ -299,7 +298,6 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
         _cluster(AUTHZ_CLUSTER, spec.authz_endpoints, http2=True),
         jwks_cluster,
         *(_cluster(f"server-{r.name}", [(r.upstream_host, r.upstream_port)]) for r in spec.routes),
-        *spec.extra_clusters,
     ]
     return {
         "admin": {"address": _address(spec.admin_host, spec.admin_port)},
