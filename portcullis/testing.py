@@ -6,16 +6,15 @@ whose JWKS a small in-process HTTP server publishes, as the foundation's proof r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from authz_service.catalog import FileCatalogSource
@@ -31,6 +29,7 @@ from authz_service.keys import SigningKey
 from authz_service.worker import wait_grpc_serving
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
+from portcullis.processes import stop_process, wait_http
 
 __all__ = ["JwksServer", "LocalPlatform", "free_port", "free_port_block", "stop_process", "wait_http"]
 
@@ -59,32 +58,6 @@ def free_port_block(count: int) -> int:
         except OSError:
             continue
     raise RuntimeError("no block of free ports")
-
-
-def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `url` until it answers 200, with a deadline (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy within {timeout}s")
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL if it does not stop in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class JwksServer:
@@ -191,7 +164,7 @@ class LocalPlatform:
                 listen_port=gateway_port,
                 admin_port=admin_port,
             )
-            spec = type(spec)(**{**spec.__dict__, "ext_authz": ext_authz})
+            spec = dataclasses.replace(spec, ext_authz=ext_authz)
             config_path = workdir / "envoy.yaml"
             config_path.write_text(render_yaml(build_config(spec)))
             validate_config(config_path)

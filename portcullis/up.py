@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from authz_service.catalog import FileCatalogSource
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
 from authz_service.worker import check_ports_free, wait_grpc_serving
 from gateway.config import build_config, render_yaml, spec_from_catalog
 from gateway.launcher import envoy_binary, start_envoy, validate_config
+from portcullis.processes import wait_http
 from servers.demo.server import DEFAULT_PORT as DEMO_PORT
 
 __all__ = ["Platform", "PlatformError", "UpOptions", "run_up"]
@@ -70,20 +69,17 @@ class Platform:
 
 
 def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + _START_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
-            raise PlatformError(f"{name} exited during start-up: {tail[0] if tail else 'no output'} (log: {log_path})")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise PlatformError(
-        f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})"
-    )
+    try:
+        wait_http(url, timeout=_START_DEADLINE_SECONDS, process=process)
+    except RuntimeError:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+        raise PlatformError(
+            f"{name} exited during start-up: {tail[0] if tail else 'no output'} (log: {log_path})"
+        ) from None
+    except TimeoutError:
+        raise PlatformError(
+            f"{name} did not become healthy at {url} within {_START_DEADLINE_SECONDS:.0f}s (log: {log_path})"
+        ) from None
 
 
 def _wait_grpc(ports: list[int], process: subprocess.Popen[bytes], log_path: Path) -> None:
