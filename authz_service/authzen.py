@@ -21,7 +21,7 @@ from authz_service.settings import Settings
 
 __all__ = ["AuthzenError", "authzen_configuration", "build_router"]
 
-_RESOURCE_TYPES = {"server", "tool", "dataset"}
+_RESOURCE_TYPES = {"server", "tool", "dataset", "registry_entry"}
 
 
 class AuthzenError(Exception):
@@ -110,6 +110,8 @@ def _to_request(subject: _Entity, action: _Action, resource: _Entity, context: d
     properties = dict(resource.properties)
     if resource.type == "server":
         ref = ResourceRef.of("server", resource.id)
+    elif resource.type == "registry_entry":
+        ref = ResourceRef.of("registry_entry", resource.id, "", properties)
     else:
         server = properties.pop("server", None)
         if not isinstance(server, str) or not server:

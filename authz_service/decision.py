@@ -28,7 +28,7 @@ from authz_service.policy import PolicyEngine, PolicySet
 __all__ = ["Actor", "Decider", "Decision", "DecisionRequest", "Layer", "ResourceRef", "decision_record"]
 
 Layer = Literal["edge", "server", "cli"]
-ResourceType = Literal["server", "tool", "dataset"]
+ResourceType = Literal["server", "tool", "dataset", "registry_entry"]
 logger = logging.getLogger("portcullis.authz.decision")
 
 
@@ -58,7 +58,7 @@ class Actor:
 
 @dataclass(frozen=True)
 class ResourceRef:
-    """What is asked about: a server, one of its tools, or a dataset it serves.
+    """What is asked about: a server, one of its tools, a dataset it serves, or its registry entry.
 
     `properties` are the selected attributes the caller passes (tool arguments the policy needs, the
     dataset's business group and sensitivity); they become part of the cache key.
@@ -223,6 +223,10 @@ class Decider:
 
     def _evaluate(self, request: DecisionRequest, catalog: Catalog, policy: PolicySet) -> tuple[bool, str]:
         ref = request.resource
+        if ref.type == "registry_entry":
+            # A registry entry is decided on the facts the registry sends (it may not be in the catalog yet).
+            entry = dict(_thaw(ref.properties)) if ref.properties else {}
+            return policy.evaluate(request.actor.fact(), request.action, {**entry, "kind": "registry_entry", "name": ref.server})
         server = catalog.server_fact(ref.server)
         if server is None:
             return False, "unknown_server"

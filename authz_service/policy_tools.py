@@ -67,10 +67,13 @@ def actor_from(spec: Any, actors: dict[str, Any]) -> Actor:
     )
 
 
+_TYPES = ("server", "tool", "dataset", "registry_entry")
+
+
 def resource_from(spec: Any) -> ResourceRef:
     """A resource reference from `{type, server, name?, properties?}`."""
-    if not isinstance(spec, dict) or spec.get("type") not in ("server", "tool", "dataset") or "server" not in spec:
-        raise CasesError(f"a resource needs type (server, tool or dataset) and server: {spec!r}")
+    if not isinstance(spec, dict) or spec.get("type") not in _TYPES or "server" not in spec:
+        raise CasesError(f"a resource needs type ({', '.join(_TYPES)}) and server: {spec!r}")
     return ResourceRef.of(spec["type"], str(spec["server"]), str(spec.get("name", "")), spec.get("properties"))
 
 

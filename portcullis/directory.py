@@ -16,6 +16,7 @@ class DirectoryError(Exception):
 
 class DirectoryUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    name: str = ""
     email: str
     groups: list[str] = Field(default_factory=list)
     business_groups: list[str] = Field(default_factory=list)

@@ -1,0 +1,44 @@
+# Governance of the registry itself: who may publish, review, approve, deprecate and retire servers.
+#
+# resource: a registry entry {kind: "registry_entry", name, namespace, owner_team, lifecycle, sensitivity,
+#           business_group, published_by, allowed_clients, review?, review_group?}
+# actions:  "registry.publish", "registry.submit", "registry.review", "registry.approve", "registry.reject",
+#           "registry.deprecate", "registry.restore", "registry.retire"
+
+# The namespaces the company publishes under, and the team (group) that owns each.
+namespace_owner("com.portcullis", "platform");
+namespace_owner("com.portcullis.ads", "ads-eng");
+namespace_owner("com.portcullis.data", "data-platform");
+namespace_owner("com.portcullis.finance", "finance-eng");
+
+# Registry administrators may act on any entry's lifecycle (not review it: reviews need the review's group).
+registry_admin(actor) if "registry-admins" in actor.groups;
+
+owns_namespace(actor, namespace) if namespace_owner(namespace, team) and team in actor.groups;
+in_owner_team(actor, entry) if entry.owner_team in actor.groups;
+
+# Publishing: into a namespace the actor's team owns, naming a team the actor belongs to.
+deny(actor, "registry.publish", entry: {kind: "registry_entry"}, "namespace_not_owned") if
+    not owns_namespace(actor, entry.namespace);
+deny(actor, "registry.publish", entry: {kind: "registry_entry"}, "not_in_owner_team") if
+    not in_owner_team(actor, entry);
+allow(_actor, "registry.publish", _entry: {kind: "registry_entry"});
+
+# Reviews: a member of the review's group, never the person who published the version (four eyes).
+deny(actor, "registry.review", entry: {kind: "registry_entry"}, "not_in_review_group") if
+    not entry.review_group in actor.groups;
+deny(actor, "registry.review", entry: {kind: "registry_entry"}, "own_submission") if
+    actor.id = entry.published_by;
+allow(_actor, "registry.review", _entry: {kind: "registry_entry"});
+
+# Approval itself happens when the last required review passes; an explicit approve is an administrator's.
+allow(actor, "registry.approve", _entry: {kind: "registry_entry"}) if registry_admin(actor);
+allow(actor, "registry.reject", _entry: {kind: "registry_entry"}) if registry_admin(actor);
+
+# The owning team moves its own entries through the rest of the lifecycle.
+lifecycle_action("registry.submit");
+lifecycle_action("registry.deprecate");
+lifecycle_action("registry.restore");
+lifecycle_action("registry.retire");
+allow(actor, action, entry: {kind: "registry_entry"}) if
+    lifecycle_action(action) and (in_owner_team(actor, entry) or registry_admin(actor));

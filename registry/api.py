@@ -1,0 +1,437 @@
+"""The registry's HTTP API, compatible with the official MCP Registry API (2025-12-01), plus our extensions.
+
+Official (served under `/v0.1` and its alias `/v0`):
+    GET   /servers                                      list (cursor, limit, search, updated_since, version)
+    GET   /servers/{name}/versions                      every version of one server
+    GET   /servers/{name}/versions/{version|latest}     one version
+    PATCH /servers/{name}/versions/{version}/status     active | deprecated | deleted (one version)
+    PATCH /servers/{name}/status                        the same for every version, all or nothing
+    POST  /publish                                      publish a server.json (pending review; `?draft=true`)
+Extensions (under `/v0.1/x/portcullis`):
+    POST  /validate                                     check a server.json without publishing
+    POST  /servers/{name}/versions/{version}/reviews    sign off a required review (approve | reject)
+    POST  /servers/{name}/versions/{version}/transitions  submit | approve | reject | deprecate | restore | retire
+    GET   /servers/{name}/versions/{version}/history    status events and reviews
+    GET   /me/servers                                   the servers the caller's client may use, with their tools
+    GET   /catalog                                      the catalog snapshot (service credential; ETag)
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from gateway.config import canonical_uri
+from registry import service
+from registry.authz import AuthzClient
+from registry.errors import InvalidRequest, NotFound, PayloadTooLarge, RegistryError, Unauthenticated
+from registry.identity import Caller, TokenVerifier
+from registry.lifecycle import official_action
+from registry.models import LIFECYCLE
+from registry.settings import RegistrySettings
+from registry.snapshot import SnapshotCache
+from registry.validation import validate_server_json
+
+__all__ = ["Registry", "build_router", "error_response"]
+
+EXTENSION = "/x/portcullis"
+_PRM_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728, path-inserted form
+
+
+def error_response(exc: RegistryError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.message, **exc.details}
+    headers = {"WWW-Authenticate": 'Bearer realm="portcullis-registry"'} if exc.status == 401 else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+class Registry:
+    """The collaborators every route needs, built once by `create_app`."""
+
+    def __init__(
+        self,
+        *,
+        settings: RegistrySettings,
+        engine: Engine,
+        authz: AuthzClient,
+        verifier: TokenVerifier,
+    ):
+        self.settings = settings
+        self.engine = engine
+        self.writer = engine.execution_options(immediate=True)  # SQLite: BEGIN IMMEDIATE for writes
+        self.authz = authz
+        self.verifier = verifier
+        self.snapshots = SnapshotCache(engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One transaction: committed when the block succeeds, rolled back on any error."""
+        with Session(self.writer) as session, session.begin():
+            yield session
+
+    def caller(self, request: Request) -> Caller:
+        return self.verifier.verify(request.headers.get("authorization"))
+
+    def require_service(self, request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        presented = token.strip().encode()
+        matched = False
+        for secret in self.settings.service_credentials.values():
+            matched |= hmac.compare_digest(presented, secret.encode())
+        if scheme.lower() != "bearer" or not presented or not matched:
+            raise Unauthenticated("a service credential is required")
+
+    async def read_json(self, request: Request) -> Any:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InvalidRequest("request body is not valid JSON") from None
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidRequest(f"{name} must be true or false", parameter=name)
+    return value in ("true", "1")
+
+
+def _query(request: Request, settings: RegistrySettings) -> service.ListQuery:
+    params = request.query_params
+    limit = settings.page_limit_default
+    if "limit" in params:
+        raw = params["limit"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise InvalidRequest("limit must be a positive integer", parameter="limit")
+        limit = min(int(raw), settings.page_limit_max)
+    updated_since = None
+    if params.get("updated_since"):
+        try:
+            updated_since = datetime.fromisoformat(params["updated_since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidRequest("updated_since must be an RFC 3339 date-time", parameter="updated_since") from None
+        if updated_since.tzinfo is not None:
+            updated_since = updated_since.astimezone(UTC).replace(tzinfo=None)
+    lifecycle: tuple[str, ...] = ()
+    if params.get("lifecycle"):
+        lifecycle = tuple(part for part in params["lifecycle"].split(",") if part)
+        unknown = [part for part in lifecycle if part not in LIFECYCLE]
+        if unknown:
+            raise InvalidRequest(f"unknown lifecycle state(s): {', '.join(unknown)}", parameter="lifecycle")
+    return service.ListQuery(
+        limit=limit,
+        cursor=params.get("cursor") or None,
+        search=(params.get("search") or "").strip()[:200] or None,
+        updated_since=updated_since,
+        version=params.get("version") or None,
+        include_deleted=_flag(request, "include_deleted"),
+        lifecycle=lifecycle,
+        owner_team=params.get("team") or None,
+        sensitivity=params.get("sensitivity") or None,
+        business_group=params.get("business_group") or None,
+    )
+
+
+def _server_name(name: str) -> str:
+    if name.count("/") != 1:
+        raise NotFound("Server not found")
+    return name
+
+
+def build_router(registry: Registry) -> APIRouter:
+    """The API routes; mounted under `/v0.1` and `/v0`."""
+    settings = registry.settings
+    router = APIRouter()
+
+    @router.get("/servers")
+    def list_servers(request: Request) -> JSONResponse:
+        query = _query(request, settings)
+        with registry.reading() as session:
+            rows, next_cursor = service.list_versions(session, query=query)
+            body: dict[str, Any] = {"servers": [service.to_response(row) for row in rows]}
+        metadata: dict[str, Any] = {"count": len(rows)}
+        if next_cursor:
+            metadata["nextCursor"] = next_cursor
+        body["metadata"] = metadata
+        return JSONResponse(body)
+
+    @router.get("/servers/{server_name:path}/versions/{version}")
+    def get_version(server_name: str, version: str, request: Request) -> JSONResponse:
+        include_deleted = _flag(request, "include_deleted")
+        with registry.reading() as session:
+            row = service.find_version(
+                session, name=_server_name(server_name), version=version, include_deleted=include_deleted
+            )
+            return JSONResponse(service.to_response(row))
+
+    @router.get("/servers/{server_name:path}/versions")
+    def get_versions(server_name: str, request: Request) -> JSONResponse:
+        include_deleted = _flag(request, "include_deleted")
+        with registry.reading() as session:
+            rows = service.list_server_versions(
+                session, name=_server_name(server_name), include_deleted=include_deleted
+            )
+            servers = [service.to_response(row) for row in rows]
+        return JSONResponse({"servers": servers, "metadata": {"count": len(servers)}})
+
+    @router.put("/servers/{server_name:path}/versions/{version}")
+    @router.delete("/servers/{server_name:path}/versions/{version}")
+    def not_implemented(server_name: str, version: str) -> JSONResponse:
+        return JSONResponse(
+            {"error": "published versions are immutable here: publish a new version, or PATCH its status"},
+            status_code=501,
+        )
+
+    @router.patch("/servers/{server_name:path}/versions/{version}/status")
+    async def patch_version_status(server_name: str, version: str, request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        status, message = _status_body(await registry.read_json(request))
+        with registry.writing() as session:
+            row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
+            _apply_official(registry, session, row, status, message, caller, strict=True)
+            session.flush()
+            return JSONResponse(service.to_response(row))
+
+    @router.patch("/servers/{server_name:path}/status")
+    async def patch_server_status(server_name: str, request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        status, message = _status_body(await registry.read_json(request))
+        with registry.writing() as session:
+            rows = service.list_server_versions(session, name=_server_name(server_name), include_deleted=True)
+            updated = [row for row in rows if _apply_official(registry, session, row, status, message, caller)]
+            session.flush()
+            return JSONResponse(
+                {"updatedCount": len(updated), "servers": [service.to_response(row) for row in updated]}
+            )
+
+    @router.post("/publish")
+    async def publish(request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        valid = validate_server_json(await registry.read_json(request))
+        draft = _flag(request, "draft")
+        with registry.writing() as session:
+            row = service.publish(session, valid=valid, caller=caller, authz=registry.authz, draft=draft)
+            return JSONResponse(service.to_response(row))
+
+    @router.post(f"{EXTENSION}/validate")
+    async def validate(request: Request) -> JSONResponse:
+        valid = validate_server_json(await registry.read_json(request))
+        return JSONResponse({"valid": True, "name": valid.name, "version": valid.version, "route": valid.route})
+
+    @router.post(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/reviews")
+    async def review(server_name: str, version: str, request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        body = _object(await registry.read_json(request))
+        with registry.writing() as session:
+            row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
+            service.sign_off(
+                session,
+                row=row,
+                review=_text(body, "review"),
+                decision=_text(body, "decision"),
+                reason=_text(body, "reason", required=False),
+                caller=caller,
+                authz=registry.authz,
+                required_reviews=settings.reviews,
+            )
+            session.flush()
+            return JSONResponse(service.to_response(row))
+
+    @router.post(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/transitions")
+    async def transitions(server_name: str, version: str, request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        body = _object(await registry.read_json(request))
+        with registry.writing() as session:
+            row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
+            service.transition(
+                session,
+                row=row,
+                action=_text(body, "action"),
+                reason=_text(body, "reason", required=False),
+                caller=caller,
+                authz=registry.authz,
+                required_reviews=settings.reviews,
+            )
+            session.flush()
+            return JSONResponse(service.to_response(row))
+
+    @router.get(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/history")
+    def version_history(server_name: str, version: str) -> JSONResponse:
+        with registry.reading() as session:
+            row = service.find_version(session, name=_server_name(server_name), version=version)
+            events, reviews = service.history(session, row=row)
+            missing = service.missing_reviews(session, row=row, required=settings.reviews)
+        return JSONResponse(
+            {
+                "lifecycle": row.lifecycle,
+                "events": [
+                    {"from": e.from_status or None, "to": e.to_status, "actor": e.actor, "reason": e.reason,
+                     "at": service._time(e.at)}
+                    for e in events
+                ],
+                "reviews": [
+                    {"review": r.review, "decision": r.decision, "reviewer": r.reviewer, "group": r.reviewer_group,
+                     "reason": r.reason, "at": service._time(r.at)}
+                    for r in reviews
+                ],
+                "required_reviews": settings.reviews,
+                "missing_reviews": missing,
+            }
+        )  # fmt: skip
+
+    @router.get(f"{EXTENSION}/me/servers")
+    def my_servers(request: Request) -> JSONResponse:
+        caller = registry.caller(request)
+        query = _query(request, settings)
+        return JSONResponse(usable_servers(registry, caller, limit=query.limit, cursor=query.cursor))
+
+    @router.get(f"{EXTENSION}/catalog")
+    def catalog(request: Request) -> Response:
+        registry.require_service(request)
+        etag_of: Callable[[str], str] = lambda revision: f'"{revision}"'  # noqa: E731
+        presented = request.headers.get("if-none-match")
+        revision = registry.snapshots.revision()
+        if presented is not None and presented.strip() == etag_of(revision):
+            return Response(status_code=304, headers={"ETag": etag_of(revision)})
+        snapshot = registry.snapshots.get()
+        return JSONResponse(
+            snapshot.document(), headers={"ETag": etag_of(snapshot.revision), "Cache-Control": "no-cache"}
+        )
+
+    return router
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = body.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidRequest(f"{key} is required and must be a string", field=key)
+    return value[:500]
+
+
+def _status_body(body: Any) -> tuple[str, str | None]:
+    body = _object(body)
+    status = body.get("status")
+    if status not in ("active", "deprecated", "deleted"):
+        raise InvalidRequest("Invalid status value: expected active, deprecated or deleted")
+    message = body.get("statusMessage")
+    if message is not None and (not isinstance(message, str) or len(message) > 500):
+        raise InvalidRequest("statusMessage must be a string of at most 500 characters")
+    return status, message
+
+
+def _apply_official(
+    registry: Registry,
+    session: Session,
+    row: Any,
+    status: str,
+    message: str | None,
+    caller: Caller,
+    *,
+    strict: bool = False,
+) -> bool:
+    """Apply an official status to one version; False when nothing changes (strict: that is a 400)."""
+    try:
+        action = official_action(row.lifecycle, status)
+    except ValueError as exc:
+        raise InvalidRequest(f"{row.server_name} {row.version}: {exc}") from None
+    if action is None:
+        if strict:
+            raise InvalidRequest(f"No changes to apply: status is already {status}")
+        return False
+    service.transition(
+        session,
+        row=row,
+        action=action,
+        reason=message or f"status set to {status}",
+        caller=caller,
+        authz=registry.authz,
+        required_reviews=registry.settings.reviews,
+    )
+    service.set_status_message(row, message)
+    return True
+
+
+def usable_servers(registry: Registry, caller: Caller, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The routed servers this caller's client application may connect to, each with the tools it may call.
+
+    Walks the snapshot in route order, asking connect decisions a chunk at a time and tool decisions only
+    for servers the caller may reach (batched AuthZEN evaluations), until the page is full.
+    """
+    snapshot = registry.snapshots.get()
+    servers = snapshot.servers
+    start = 0
+    if cursor:
+        start = next((i for i, s in enumerate(servers) if str(s.entry["name"]) > cursor), len(servers))
+    page: list[dict[str, Any]] = []
+    position = start
+    gateway = registry.settings.gateway_url.rstrip("/")
+    while position < len(servers) and len(page) < limit:
+        chunk = servers[position : position + max(limit * 2, 20)]
+        connect = registry.authz.evaluate_many(
+            caller, [("connect", {"type": "server", "id": s.entry["name"]}) for s in chunk]
+        )
+        reachable = [s for s, verdict in zip(chunk, connect, strict=True) if verdict.allowed]
+        tool_items = [
+            ("call", {"type": "tool", "id": tool["name"], "properties": {"server": s.entry["name"]}})
+            for s in reachable
+            for tool in s.entry["tools"]
+        ]
+        tool_verdicts = iter(registry.authz.evaluate_many(caller, tool_items)) if tool_items else iter(())
+        allowed_tools = {id(s): [tool for tool in s.entry["tools"] if next(tool_verdicts).allowed] for s in reachable}
+        consumed = 0
+        for server in chunk:
+            consumed += 1
+            if id(server) in allowed_tools:
+                route = str(server.entry["name"])
+                url = canonical_uri(gateway, route)
+                page.append(
+                    {
+                        "name": server.registry_name,
+                        "route": route,
+                        "title": server.entry["title"],
+                        "description": server.description,
+                        "version": server.version,
+                        "status": server.entry["status"],
+                        "url": url,
+                        "transport": "streamable-http",
+                        "protected_resource_metadata": f"{gateway}{_PRM_PATH}/servers/{route}/mcp",
+                        "tools": [
+                            {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
+                            for tool in allowed_tools[id(server)]
+                        ],
+                    }
+                )
+                if len(page) == limit:
+                    break
+        position += consumed
+    metadata: dict[str, Any] = {"count": len(page), "revision": snapshot.revision}
+    if position < len(servers) and page:
+        metadata["nextCursor"] = page[-1]["route"]
+    return {"servers": page, "metadata": metadata}

@@ -1,0 +1,81 @@
+"""Who is calling: a bearer JWT issued by the platform's identity, verified against its JWKS."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from registry.errors import Unauthenticated
+
+__all__ = ["Caller", "TokenVerifier"]
+
+logger = logging.getLogger("portcullis.registry.identity")
+_LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A person (or their client application) acting on the registry."""
+
+    id: str
+    client: str = "registry-ui"
+    email: str = ""
+    name: str = ""
+    groups: tuple[str, ...] = ()
+    business_groups: tuple[str, ...] = ()
+
+
+def _strings(claims: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = claims.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Unauthenticated(f"token claim {key!r} must be a list of strings")
+    return tuple(sorted(value))
+
+
+class TokenVerifier:
+    """Verifies RS256/ES256 tokens: signature (JWKS, by kid), issuer, audience, expiry."""
+
+    def __init__(self, *, issuer: str, audience: str, jwks_url: str, jwks_client: jwt.PyJWKClient | None = None):
+        self._issuer = issuer
+        self._audience = audience
+        self._jwks = jwks_client or jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+
+    def verify(self, authorization: str | None) -> Caller:
+        """The caller behind an `Authorization: Bearer ...` header.
+
+        Raises:
+            Unauthenticated: missing, malformed, expired, wrongly signed or for another audience.
+        """
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("a bearer token is required")
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256", "ES256"],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWKClientConnectionError:
+            logger.warning("cannot fetch the issuer's JWKS")
+            raise Unauthenticated("the token cannot be verified now (issuer keys unavailable)") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("invalid token: no subject")
+        return Caller(
+            id=subject,
+            client=str(claims.get("client_id", "")),
+            email=str(claims.get("email", "")),
+            groups=_strings(claims, "groups"),
+            business_groups=_strings(claims, "business_groups"),
+        )
