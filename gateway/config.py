@@ -1,11 +1,13 @@
 """The Envoy configuration generator: one listener, jwt_authn -> ext_authz -> router, a route per server.
 
-Input is a `GatewaySpec` (from the catalog today, from the registry's snapshot later); output is an
-Envoy v3 bootstrap as a plain dict, written as YAML and checked with `envoy --mode validate`.
+Input is a `GatewaySpec` (from a catalog file, or from the registry's snapshot through `gateway.sync`);
+output is Envoy v3 resources as plain dicts. `build_config` puts them all in one static bootstrap;
+`gateway.dynamic` puts the listener and the server clusters in files Envoy watches instead.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -20,17 +22,31 @@ __all__ = [
     "AUTHZ_CLUSTER",
     "GatewaySpec",
     "RouteSpec",
+    "admin",
     "build_config",
     "canonical_uri",
+    "jwt_authn_config",
+    "listener",
     "render_yaml",
+    "route_config",
+    "routes_from_catalog",
+    "server_cluster_name",
+    "server_clusters",
     "spec_from_catalog",
+    "static_clusters",
 ]
 
+LISTENER_NAME = "gateway"
+ROUTE_CONFIG_NAME = "mcp"
 AUTHZ_CLUSTER = "authz"
 JWKS_CLUSTER = "jwks"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
+JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+# A DNS name Envoy can resolve (STRICT_DNS); anything else in a catalog is refused before it reaches Envoy.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _HTTP2 = {
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -73,6 +89,21 @@ def canonical_uri(public_url: str, server: str) -> str:
     return f"{public_url.rstrip('/')}/servers/{server}/mcp"
 
 
+def routes_from_catalog(catalog: Catalog, public_url: str) -> tuple[RouteSpec, ...]:
+    """A route for every server of the catalog, its audience the server's canonical URI under `public_url`.
+
+    Raises:
+        ValueError: an upstream host is neither an IP address nor a DNS name.
+    """
+    routes = []
+    for server in catalog.servers.values():
+        host, _, port = server.upstream.rpartition(":")
+        if not (_is_ip(host) or _HOSTNAME.fullmatch(host)):
+            raise ValueError(f"server {server.name}: upstream host is neither an IP address nor a DNS name")
+        routes.append(RouteSpec(server.name, host, int(port), canonical_uri(public_url, server.name)))
+    return tuple(routes)
+
+
 def spec_from_catalog(
     catalog: Catalog,
     *,
@@ -83,16 +114,16 @@ def spec_from_catalog(
     listen_port: int = 8080,
     admin_port: int = 9901,
 ) -> GatewaySpec:
-    """A gateway spec routing every server of the catalog; the policies decide who may reach which."""
-    routes = []
-    for server in catalog.servers.values():
-        host, _, port = server.upstream.rpartition(":")
-        routes.append(RouteSpec(server.name, host, int(port), canonical_uri(public_url, server.name)))
+    """A gateway spec routing every server of the catalog; the policies decide who may reach which.
+
+    Raises:
+        ValueError: an upstream host is neither an IP address nor a DNS name.
+    """
     return GatewaySpec(
         issuer=issuer,
         jwks_uri=jwks_uri,
         authz_endpoints=tuple(authz_endpoints),
-        routes=tuple(routes),
+        routes=routes_from_catalog(catalog, public_url),
         listen_port=listen_port,
         admin_port=admin_port,
     )
@@ -129,7 +160,8 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _jwt_authn(spec: GatewaySpec) -> dict[str, Any]:
+def jwt_authn_config(spec: GatewaySpec) -> dict[str, Any]:
+    """The jwt_authn filter's config: a provider per server (issuer, the server's audience), a requirement each."""
     providers = {}
     for route in spec.routes:
         providers[f"server-{route.name}"] = {
@@ -149,12 +181,9 @@ def _jwt_authn(spec: GatewaySpec) -> dict[str, Any]:
             "clock_skew_seconds": 30,
         }
     return {
-        "name": JWT_FILTER,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": providers,
-            "requirement_map": {route.name: {"provider_name": f"server-{route.name}"} for route in spec.routes},
-        },
+        "@type": JWT_AUTHN_TYPE,
+        "providers": providers,
+        "requirement_map": {route.name: {"provider_name": f"server-{route.name}"} for route in spec.routes},
     }
 
 
@@ -206,7 +235,7 @@ def _route(route: RouteSpec, spec: GatewaySpec) -> dict[str, Any]:
     return {
         "name": route.name,
         "match": {"prefix": f"/servers/{route.name}/"},
-        "route": {"cluster": f"server-{route.name}", "prefix_rewrite": "/", "timeout": "0s"},  # streams
+        "route": {"cluster": server_cluster_name(route.name), "prefix_rewrite": "/", "timeout": "0s"},  # streams
         "typed_per_filter_config": per_filter,
     }
 
@@ -258,7 +287,84 @@ _ACCESS_LOG = {
 
 
 def build_config(spec: GatewaySpec) -> dict[str, Any]:
-    """The Envoy bootstrap for a gateway spec."""
+    """The Envoy bootstrap for a gateway spec, every resource static.
+
+    Raises:
+        ValueError: the spec's `jwks_uri` is not an http(s) URL.
+    """
+    return {
+        "admin": admin(spec),
+        "static_resources": {
+            "listeners": [listener(spec)],
+            "clusters": [*static_clusters(spec), *server_clusters(spec)],
+        },
+    }
+
+
+def admin(spec: GatewaySpec) -> dict[str, Any]:
+    """The admin interface (loopback in every generated config: it can change Envoy's state)."""
+    return {"address": _address(spec.admin_host, spec.admin_port)}
+
+
+def listener(
+    spec: GatewaySpec, *, rds: dict[str, Any] | None = None, jwt_authn_discovery: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The gateway listener: jwt_authn -> ext_authz -> router, a route per server, then the JSON 404.
+
+    By default the route table and the jwt_authn config are inline. `rds` (an HCM `rds` block) takes the routes
+    from RDS instead, and `jwt_authn_discovery` (an HttpFilter `config_discovery` block) the jwt_authn config
+    from ECDS: then the listener itself does not depend on the servers.
+    """
+    jwt_filter: dict[str, Any] = {"name": JWT_FILTER}
+    if jwt_authn_discovery is None:
+        jwt_filter["typed_config"] = jwt_authn_config(spec)
+    else:
+        jwt_filter["config_discovery"] = jwt_authn_discovery
+    http_filters = [
+        jwt_filter,
+        *([_ext_authz(spec)] if spec.ext_authz else []),
+        {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+    ]  # fmt: skip
+    manager: dict[str, Any] = {
+        "@type": _HCM_TYPE,
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "access_log": [_ACCESS_LOG],
+    }
+    if rds is None:
+        manager["route_config"] = route_config(spec)
+    else:
+        manager["rds"] = rds
+    manager["http_filters"] = http_filters
+    return {
+        "name": LISTENER_NAME,
+        "address": _address(spec.listen_host, spec.listen_port),
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+        ],
+    }
+
+
+def route_config(spec: GatewaySpec) -> dict[str, Any]:
+    """The route table: `/servers/<name>/` to the server's cluster for each server, anything else the JSON 404."""
+    return {
+        "name": ROUTE_CONFIG_NAME,
+        "virtual_hosts": [
+            {"name": "mcp", "domains": ["*"], "routes": [*(_route(r, spec) for r in spec.routes), _not_found(spec)]}
+        ],
+    }
+
+
+def static_clusters(spec: GatewaySpec) -> list[dict[str, Any]]:
+    """The clusters every gateway has whatever the catalog says: authz_service (gRPC) and the JWKS issuer.
+
+    Raises:
+        ValueError: the spec's `jwks_uri` is not an http(s) URL.
+    """
     jwks = urlsplit(spec.jwks_uri)
     if jwks.scheme not in ("http", "https") or not jwks.hostname:
         raise ValueError(f"jwks_uri must be an http(s) URL, not {spec.jwks_uri!r}")
@@ -272,53 +378,19 @@ def build_config(spec: GatewaySpec) -> dict[str, Any]:
                 "sni": jwks.hostname,
             },
         }
-    http_filters = [
-        _jwt_authn(spec),
-        *([_ext_authz(spec)] if spec.ext_authz else []),
-        {"name": "envoy.filters.http.router", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-    ]  # fmt: skip
-    manager = {
-        "@type": _HCM_TYPE,
-        "stat_prefix": "gateway",
-        "codec_type": "AUTO",
-        "normalize_path": True,
-        "merge_slashes": True,
-        "path_with_escaped_slashes_action": "REJECT_REQUEST",
-        "access_log": [_ACCESS_LOG],
-        "route_config": {
-            "name": "mcp",
-            "virtual_hosts": [
-                {"name": "mcp", "domains": ["*"], "routes": [*(_route(r, spec) for r in spec.routes), _not_found(spec)]}
-            ],
-        },
-        "http_filters": http_filters,
-    }
-    clusters = [
-        _cluster(AUTHZ_CLUSTER, spec.authz_endpoints, http2=True),
-        jwks_cluster,
-        *(_cluster(f"server-{r.name}", [(r.upstream_host, r.upstream_port)]) for r in spec.routes),
-    ]
-    return {
-        "admin": {"address": _address(spec.admin_host, spec.admin_port)},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "gateway",
-                    "address": _address(spec.listen_host, spec.listen_port),
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": clusters,
-        },
-    }
+    return [_cluster(AUTHZ_CLUSTER, spec.authz_endpoints, http2=True), jwks_cluster]
+
+
+def server_clusters(spec: GatewaySpec) -> list[dict[str, Any]]:
+    """One cluster per routed server, named `server-<name>`."""
+    return [_cluster(server_cluster_name(r.name), [(r.upstream_host, r.upstream_port)]) for r in spec.routes]
+
+
+def server_cluster_name(server: str) -> str:
+    """The cluster of a server; the prefix keeps it apart from the static clusters."""
+    return f"server-{server}"
 
 
 def render_yaml(config: dict[str, Any]) -> str:
+    """A config as YAML, marked as generated."""
     return "# Generated by portcullis; do not edit by hand.\n" + yaml.safe_dump(config, sort_keys=False)

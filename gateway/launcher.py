@@ -74,6 +74,8 @@ def start_envoy(config_path: Path, log_path: Path, *, concurrency: int = 2) -> s
                 "--concurrency",
                 str(concurrency),
                 "--disable-hot-restart",  # several gateways (tests, benches) may share one machine
+                # By default a dynamic (file xDS) resource with a misspelt field is accepted without that field.
+                "--reject-unknown-dynamic-fields",
                 "--log-level",
                 "warn",
             ],  # fmt: skip
