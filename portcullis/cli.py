@@ -110,7 +110,7 @@ def _token(args: argparse.Namespace) -> int:
     token = key.mint(
         issuer=args.issuer,
         subject=args.user,
-        audience=canonical_uri(args.gateway, args.server),
+        audience=args.resource.rstrip("/") if args.resource else canonical_uri(args.gateway, args.server),
         client_id=args.client,
         claims={"email": user.email, "groups": user.groups, "business_groups": user.business_groups, "scope": "mcp"},
         ttl_seconds=args.ttl,
@@ -190,7 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="mint a development token (embedded directory only)")
     token.add_argument("--user", required=True)
     token.add_argument("--client", required=True)
-    token.add_argument("--server", required=True, help="the server the token is for (its audience)")
+    audience = token.add_mutually_exclusive_group(required=True)
+    audience.add_argument("--server", help="the gateway route of the MCP server the token is for (its audience)")
+    audience.add_argument("--resource", help="the audience URI itself, e.g. the registry http://127.0.0.1:8282")
     token.add_argument("--gateway", default="http://127.0.0.1:8080")
     token.add_argument("--issuer", default="http://127.0.0.1:8181")
     token.add_argument("--ttl", type=int, default=3600)

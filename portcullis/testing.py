@@ -22,19 +22,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.keys import SigningKey
 from authz_service.worker import wait_grpc_serving
-from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
+from gateway.config import GatewaySpec, build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
+from gateway.sync import GatewaySync
 from portcullis.processes import stop_process, wait_http
 
 __all__ = ["JwksServer", "LocalPlatform", "free_port", "free_port_block", "stop_process", "wait_http"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SECRET = "test-service-credential-0123456789"
+SNAPSHOT_SECRET = "test-snapshot-credential-0123456789"
 
 
 _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so outgoing connections never collide
@@ -101,6 +104,8 @@ class LocalPlatform:
     catalog_file: Path
     authz_env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    registry_url: str = ""
+    sync: GatewaySync | None = None
 
     @classmethod
     @contextmanager
@@ -112,8 +117,13 @@ class LocalPlatform:
         ext_authz: bool = True,
         policy_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        registry: bool = False,
     ) -> Iterator[LocalPlatform]:
-        """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy."""
+        """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy.
+
+        With `registry`, the catalog comes from a real registry (seeded from config/servers) instead of a file:
+        authz_service follows its snapshot and the gateway's routes follow it through `GatewaySync`.
+        """
         policies = workdir / "policies"
         shutil.copytree(policy_dir or ROOT / "policies", policies)
         demo_port, gateway_port, admin_port, http_port = free_port(), free_port(), free_port(), free_port()
@@ -140,6 +150,13 @@ class LocalPlatform:
             "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET}),
             **(extra_env or {}),
         }
+        registry_port = free_port()
+        registry_url = f"http://127.0.0.1:{registry_port}"
+        if registry:
+            env.pop("AUTHZ_CATALOG_FILE")
+            env["AUTHZ_REGISTRY_URL"] = registry_url
+            env["AUTHZ_REGISTRY_CREDENTIAL"] = SNAPSHOT_SECRET
+            env["AUTHZ_REGISTRY_POLL_SECONDS"] = "0.2"
         platform = cls(
             workdir=workdir,
             key=key,
@@ -150,27 +167,43 @@ class LocalPlatform:
             policy_dir=policies,
             catalog_file=catalog_file,
             authz_env=env,
+            registry_url=registry_url if registry else "",
         )
         try:
+            if registry:
+                platform._start_registry(registry_port, demo_port, jwks.url, f"http://127.0.0.1:{http_port}")
             platform.start_authz()
             demo = platform._spawn("demo", [sys.executable, "-m", "servers.demo", "--port", str(demo_port)], env)
             wait_http(f"http://127.0.0.1:{demo_port}/healthz", process=demo)
-            spec = spec_from_catalog(
-                FileCatalogSource(catalog_file).load(),
-                issuer=issuer,
-                jwks_uri=jwks.url,
-                authz_endpoints=[("127.0.0.1", grpc_port + i) for i in range(workers)],
-                public_url=gateway_url,
-                listen_port=gateway_port,
-                admin_port=admin_port,
-            )
-            spec = dataclasses.replace(spec, ext_authz=ext_authz)
-            config_path = workdir / "envoy.yaml"
-            config_path.write_text(render_yaml(build_config(spec)))
-            validate_config(config_path)
+            authz_endpoints = tuple(("127.0.0.1", grpc_port + i) for i in range(workers))
+            if registry:
+                spec = GatewaySpec(
+                    issuer, jwks.url, authz_endpoints, (), listen_port=gateway_port, admin_port=admin_port
+                )
+                snapshot_client = httpx.Client(headers={"Authorization": f"Bearer {SNAPSHOT_SECRET}"}, timeout=2)
+                platform.sync = GatewaySync(
+                    registry_url, spec, workdir / "gateway", public_url=gateway_url, interval=0.2, http=snapshot_client
+                )
+                config_path = platform.sync.prepare()
+            else:
+                spec = spec_from_catalog(
+                    FileCatalogSource(catalog_file).load(),
+                    issuer=issuer,
+                    jwks_uri=jwks.url,
+                    authz_endpoints=authz_endpoints,
+                    public_url=gateway_url,
+                    listen_port=gateway_port,
+                    admin_port=admin_port,
+                )
+                spec = dataclasses.replace(spec, ext_authz=ext_authz)
+                config_path = workdir / "envoy.yaml"
+                config_path.write_text(render_yaml(build_config(spec)))
+                validate_config(config_path)
             envoy = start_envoy(config_path, workdir / "envoy.log")
             platform.processes["envoy"] = envoy
             wait_http(f"http://127.0.0.1:{admin_port}/ready", process=envoy)
+            if platform.sync is not None:
+                platform.sync.start()
             yield platform
         finally:
             platform.stop()
@@ -183,6 +216,43 @@ class LocalPlatform:
         self.processes[name] = process
         return process
 
+    def _start_registry(self, port: int, demo_port: int, jwks_url: str, authz_url: str) -> None:
+        seed = self.workdir / "servers"
+        seed.mkdir()
+        for path in sorted((ROOT / "config" / "servers").glob("*.json")):
+            document = json.loads(path.read_text())
+            governance = document["_meta"]["dev.portcullis/governance"]
+            governance["upstream"] = (
+                f"127.0.0.1:{demo_port if governance.get('route', path.stem) == 'demo' else free_port()}"
+            )
+            (seed / path.name).write_text(json.dumps(document))
+        env = {
+            **os.environ,
+            "REGISTRY_PORT": str(port),
+            "REGISTRY_DATABASE_URL": f"sqlite:///{self.workdir / 'registry.db'}",
+            "REGISTRY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "REGISTRY_GATEWAY_URL": self.gateway_url,
+            "REGISTRY_ISSUER": self.issuer,
+            "REGISTRY_JWKS_URL": jwks_url,
+            "REGISTRY_AUTHZ_URL": authz_url,
+            "REGISTRY_AUTHZ_CREDENTIAL": SERVICE_SECRET,
+            "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": SNAPSHOT_SECRET}),
+            "REGISTRY_SEED_DIR": str(seed),
+            "REGISTRY_DECISION_LOG": str(self.decision_log),
+        }
+        process = self._spawn("registry", [sys.executable, "-m", "registry"], env)
+        wait_http(f"http://127.0.0.1:{port}/readyz", process=process)
+
+    def registry_token(self, user: str, *, groups: list[str], business_groups: list[str] | None = None) -> str:
+        """A token for the registry's audience, signed by the test key."""
+        return self.key.mint(
+            issuer=self.issuer,
+            subject=user,
+            audience=self.registry_url,
+            client_id="registry-cli",
+            claims={"email": f"{user}@example.com", "groups": groups, "business_groups": business_groups or []},
+        )
+
     def start_authz(self) -> None:
         process = self._spawn("authz", [sys.executable, "-m", "authz_service"], self.authz_env)
         wait_http(f"{self.authz_url}/readyz", process=process)
@@ -194,7 +264,9 @@ class LocalPlatform:
         stop_process(self.processes.pop("authz"))
 
     def stop(self) -> None:
-        for name in ("envoy", "demo", "authz"):
+        if self.sync is not None:
+            self.sync.close()
+        for name in ("envoy", "demo", "authz", "registry"):
             if name in self.processes:
                 stop_process(self.processes.pop(name))
 
