@@ -7,11 +7,13 @@ Until the registry exists the catalog comes from a YAML file; the registry will 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import yaml
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from authz_service.errors import CatalogError
@@ -20,6 +22,7 @@ __all__ = [
     "Catalog",
     "CatalogSource",
     "FileCatalogSource",
+    "RegistryCatalogSource",
     "Sensitivity",
     "ServerEntry",
     "ServerStatus",
@@ -148,7 +151,7 @@ class Catalog:
 
 
 class CatalogSource(Protocol):
-    """Where the catalog comes from: a file now, the registry later."""
+    """Where the catalog comes from: the registry's snapshot, or a file (policy tests, offline use)."""
 
     def load(self) -> Catalog:
         """Read the current catalog.
@@ -160,6 +163,11 @@ class CatalogSource(Protocol):
 
     def watched_paths(self) -> list[Path]:
         """Files whose change means the catalog should be loaded again."""
+        ...
+
+    @property
+    def poll_seconds(self) -> float | None:
+        """How often to poll for a new catalog, or None when changes are watched as files."""
         ...
 
 
@@ -182,3 +190,53 @@ class FileCatalogSource:
 
     def watched_paths(self) -> list[Path]:
         return [self.path]
+
+    @property
+    def poll_seconds(self) -> float | None:
+        return None
+
+
+EMPTY_REVISION = "none"
+
+
+class RegistryCatalogSource:
+    """The registry's catalog snapshot, polled with `If-None-Match` so an unchanged catalog costs a 304.
+
+    The revision of each catalog is the registry's; every decision records it.
+    """
+
+    def __init__(self, url: str, *, credential: str, poll_seconds: float = 1.0, timeout: float = 2.0):
+        self.url = url.rstrip("/") + "/v0.1/x/portcullis/catalog"
+        self._headers = {"Authorization": f"Bearer {credential}"}
+        self._poll = poll_seconds
+        self._http = httpx.Client(timeout=timeout)
+        self._last: Catalog | None = None
+
+    def load(self) -> Catalog:
+        headers = dict(self._headers)
+        if self._last is not None:
+            headers["If-None-Match"] = f'"{self._last.revision}"'
+        try:
+            response = self._http.get(self.url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise CatalogError(f"registry unreachable at {self.url}: {type(exc).__name__}") from None
+        if response.status_code == 304 and self._last is not None:
+            return self._last
+        if response.status_code != 200:
+            raise CatalogError(f"registry answered {response.status_code} for the catalog snapshot")
+        try:
+            document = response.json()
+        except json.JSONDecodeError:
+            raise CatalogError("the registry's catalog snapshot is not JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("revision"), str):
+            raise CatalogError("the registry's catalog snapshot has no revision")
+        catalog = Catalog.from_document({"servers": document.get("servers")}, revision=document["revision"])
+        self._last = catalog
+        return catalog
+
+    def watched_paths(self) -> list[Path]:
+        return []
+
+    @property
+    def poll_seconds(self) -> float | None:
+        return self._poll

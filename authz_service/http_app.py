@@ -30,8 +30,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         policy = runtime.engine.current
+        ready = policy is not None and runtime.catalog.loaded
         body: dict[str, Any] = {
-            "status": "ready" if policy else "not_ready",
+            "status": "ready" if ready else "not_ready",
             "policy_revision": policy.revision if policy else None,
             "catalog_revision": runtime.catalog.current().revision,
         }
@@ -40,7 +41,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             body["policy_error"] = str(runtime.engine.last_error)
         if runtime.catalog.last_error is not None:
             body["catalog_error"] = str(runtime.catalog.last_error)
-        return JSONResponse(body, status_code=200 if policy else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from authz_service.catalog import Catalog, CatalogSource, FileCatalogSource
+from authz_service.catalog import EMPTY_REVISION, Catalog, CatalogSource, FileCatalogSource, RegistryCatalogSource
 from authz_service.decision import Decider, decision_record
 from authz_service.decision_log import DecisionLog
 from authz_service.errors import CatalogError, PolicyLoadError
@@ -26,8 +26,17 @@ class CatalogHolder:
     def __init__(self, source: CatalogSource, metrics: Metrics):
         self.source = source
         self._metrics = metrics
-        self._current = source.load()
         self.last_error: CatalogError | None = None
+        if source.poll_seconds is None:
+            self._current = source.load()  # a file that cannot be read: refuse to start
+        else:
+            # A registry that is not up yet: start with an empty catalog (every decision denies) and keep polling.
+            self._current = Catalog([], EMPTY_REVISION)
+            self.reload()
+
+    @property
+    def loaded(self) -> bool:
+        return self._current.revision != EMPTY_REVISION
 
     def current(self) -> Catalog:
         return self._current
@@ -62,7 +71,14 @@ class Runtime:
             self.engine.reload()
         except PolicyLoadError:
             pass  # not ready: every decision is a denial until a valid policy set appears (watched)
-        self.catalog = CatalogHolder(FileCatalogSource(settings.catalog_file), self.metrics)
+        source: CatalogSource
+        if settings.registry_url:
+            source = RegistryCatalogSource(
+                settings.registry_url, credential=settings.registry_credential, poll_seconds=settings.registry_poll_seconds
+            )
+        else:
+            source = FileCatalogSource(settings.catalog_file)
+        self.catalog = CatalogHolder(source, self.metrics)
         self.log = DecisionLog(settings.decision_log, formatter=decision_record, metrics=self.metrics)
         self.decider = Decider(
             engine=self.engine,
@@ -84,8 +100,17 @@ class Runtime:
         except PolicyLoadError:
             pass  # logged and counted by the engine; the previous revision decides
 
+    async def follow_catalog(self, stop: asyncio.Event | None = None) -> None:
+        """Poll a remote catalog source (the registry) until cancelled or `stop` is set; no-op for files."""
+        interval = self.catalog.source.poll_seconds
+        if interval is None:
+            return
+        while stop is None or not stop.is_set():
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.catalog.reload)
+
     async def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Reload policies and catalog when their files change (runs until cancelled or `stop` is set)."""
+        """Reload policies and a file catalog when their files change (runs until cancelled or `stop` is set)."""
         from watchfiles import awatch
 
         policy_dir = self.settings.policy_dir.resolve()

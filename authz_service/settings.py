@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64, description="gRPC worker i listens on grpc_port + i")
 
     policy_dir: Path = DEFAULT_POLICY_DIR
+    # The catalog: the registry's snapshot when registry_url is set (the platform), else a file (offline use).
+    registry_url: str = ""
+    registry_credential: str = ""
+    registry_poll_seconds: float = Field(default=1.0, gt=0)
     catalog_file: Path = DEFAULT_CATALOG_FILE
     watch: bool = True
     policy_timeout_ms: int = Field(default=DEFAULT_POLICY_TIMEOUT_MS, ge=1)
@@ -58,6 +62,8 @@ class Settings(BaseSettings):
             weak = [name for name, secret in self.service_credentials.items() if secret.lower() in PLACEHOLDER_SECRETS]
             if weak:
                 raise ConfigurationError(f"placeholder service credential for {', '.join(sorted(weak))} in production")
+            if self.registry_url and self.registry_credential.lower() in PLACEHOLDER_SECRETS:
+                raise ConfigurationError("placeholder registry credential in production")
             if self.shadow_mode:
                 raise ConfigurationError("global shadow mode is refused in production; shadow single servers instead")
         if self.grpc_port <= self.http_port < self.grpc_port + self.workers:

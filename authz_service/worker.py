@@ -121,6 +121,7 @@ async def _serve_worker(settings: Settings, index: int) -> None:
     tasks = [asyncio.create_task(track_health())]
     if settings.watch:
         tasks.append(asyncio.create_task(runtime.watch()))
+    tasks.append(asyncio.create_task(runtime.follow_catalog()))
     try:
         await http.serve(sockets=[_shared_socket(settings.host, settings.http_port)])
     finally:
