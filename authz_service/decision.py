@@ -226,7 +226,9 @@ class Decider:
         if ref.type == "registry_entry":
             # A registry entry is decided on the facts the registry sends (it may not be in the catalog yet).
             entry = dict(_thaw(ref.properties)) if ref.properties else {}
-            return policy.evaluate(request.actor.fact(), request.action, {**entry, "kind": "registry_entry", "name": ref.server})
+            return policy.evaluate(
+                request.actor.fact(), request.action, {**entry, "kind": "registry_entry", "name": ref.server}
+            )
         server = catalog.server_fact(ref.server)
         if server is None:
             return False, "unknown_server"

@@ -74,7 +74,9 @@ class Runtime:
         source: CatalogSource
         if settings.registry_url:
             source = RegistryCatalogSource(
-                settings.registry_url, credential=settings.registry_credential, poll_seconds=settings.registry_poll_seconds
+                settings.registry_url,
+                credential=settings.registry_credential,
+                poll_seconds=settings.registry_poll_seconds,
             )
         else:
             source = FileCatalogSource(settings.catalog_file)
