@@ -1,11 +1,13 @@
 """`portcullis up`: the whole platform on 127.0.0.1 with embedded defaults, stopped cleanly on Ctrl-C.
 
-Order: preflight (binary, ports, policies, catalog, generated config) -> authz_service -> demo server ->
-Envoy. Each is started as a child process and awaited on its health endpoint with a deadline.
+Order: preflight (binary, ports, policies, seed files) -> registry (SQLite, seeded on first start) ->
+authz_service (follows the registry's catalog snapshot) -> demo server -> Envoy, whose routes follow the same
+snapshot through `GatewaySync` (a thread of this process). Each is awaited on its health endpoint.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -16,13 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from authz_service.catalog import FileCatalogSource
+import httpx
+
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
 from authz_service.worker import check_ports_free, wait_grpc_serving
-from gateway.config import build_config, render_yaml, spec_from_catalog
-from gateway.launcher import envoy_binary, start_envoy, validate_config
+from gateway.config import GatewaySpec
+from gateway.launcher import envoy_binary, start_envoy
+from gateway.sync import GatewaySync
 from portcullis.processes import wait_http
+from registry.errors import RegistryError
+from registry.settings import DEFAULT_PORT as REGISTRY_PORT
+from registry.validation import validate_server_json
 from servers.demo.server import DEFAULT_PORT as DEMO_PORT
 
 __all__ = ["Platform", "PlatformError", "UpOptions", "run_up"]
@@ -44,6 +51,7 @@ class UpOptions:
     authz_grpc_port: int = 9191
     workers: int = 2
     demo_port: int = DEMO_PORT
+    registry_port: int = REGISTRY_PORT
 
 
 @dataclass
@@ -52,8 +60,11 @@ class Platform:
 
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
+    sync: GatewaySync | None = None
 
     def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.close()
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -93,8 +104,15 @@ def preflight(options: UpOptions) -> None:
     """Everything that can be checked before starting anything; raises PlatformError with one line."""
     envoy_binary()
     load_policy_set(policy_files(options.root / "policies"), timeout_ms=1000)
-    FileCatalogSource(options.root / "config" / "catalog.yaml").load()
+    for path in sorted((options.root / "config" / "servers").glob("*.json")):
+        try:
+            document = json.loads(path.read_text())
+            document.get("_meta", {}).pop("dev.portcullis/seed", None)
+            validate_server_json(document)
+        except (ValueError, RegistryError) as exc:
+            raise PlatformError(f"seed server {path}: {exc}") from None
     ports = [
+        options.registry_port,
         options.gateway_port,
         options.admin_port,
         options.authz_http_port,
@@ -104,8 +122,8 @@ def preflight(options: UpOptions) -> None:
     check_ports_free("127.0.0.1", ports)
 
 
-def _service_credential(state_dir: Path) -> str:
-    path = state_dir / "authzen-credential"
+def _service_credential(state_dir: Path, name: str = "authzen-credential") -> str:
+    path = state_dir / name
     if not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -125,39 +143,50 @@ def start(options: UpOptions) -> Platform:
         grpc_port=options.authz_grpc_port,
         workers=options.workers,
         policy_dir=root / "policies",
-        catalog_file=root / "config" / "catalog.yaml",
         decision_log=state / "decisions.jsonl",
         key_dir=state / "keys",
         issuer=issuer,
     )
-    catalog = FileCatalogSource(settings.catalog_file).load()
-    spec = spec_from_catalog(
-        catalog,
-        issuer=issuer,
-        jwks_uri=f"{issuer}/.well-known/jwks.json",
-        authz_endpoints=[("127.0.0.1", port) for port in settings.grpc_ports()],
-        public_url=f"http://127.0.0.1:{options.gateway_port}",
-        listen_port=options.gateway_port,
-        admin_port=options.admin_port,
-    )
-    config_path = state / "envoy.yaml"
-    config_path.write_text(render_yaml(build_config(spec)))
-    validate_config(config_path)
-
-    platform = Platform()
+    registry_url = f"http://127.0.0.1:{options.registry_port}"
+    gateway_url = f"http://127.0.0.1:{options.gateway_port}"
+    authzen_secret = _service_credential(state)
+    snapshot_secret = _service_credential(state, "snapshot-credential")
+    registry_env = {
+        **os.environ,
+        "REGISTRY_PORT": str(options.registry_port),
+        "REGISTRY_DATABASE_URL": f"sqlite:///{state / 'registry.db'}",
+        "REGISTRY_PUBLIC_URL": registry_url,
+        "REGISTRY_GATEWAY_URL": gateway_url,
+        "REGISTRY_ISSUER": issuer,
+        "REGISTRY_JWKS_URL": f"{issuer}/.well-known/jwks.json",
+        "REGISTRY_AUTHZ_URL": issuer,
+        "REGISTRY_AUTHZ_CREDENTIAL": authzen_secret,
+        "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": snapshot_secret, "gateway": snapshot_secret}),
+        "REGISTRY_SEED_DIR": str(root / "config" / "servers"),
+        "REGISTRY_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
+        "REGISTRY_DECISION_LOG": str(settings.decision_log),
+        "REGISTRY_SESSION_SECRET": _service_credential(state, "session-secret"),
+        "REGISTRY_DEV_LOGIN": "true",  # the local platform only; refused in production
+    }
     env = {
         **os.environ,
         "AUTHZ_HTTP_PORT": str(settings.http_port),
         "AUTHZ_GRPC_PORT": str(settings.grpc_port),
         "AUTHZ_WORKERS": str(settings.workers),
         "AUTHZ_POLICY_DIR": str(settings.policy_dir),
-        "AUTHZ_CATALOG_FILE": str(settings.catalog_file),
+        "AUTHZ_REGISTRY_URL": registry_url,
+        "AUTHZ_REGISTRY_CREDENTIAL": snapshot_secret,
         "AUTHZ_DECISION_LOG": str(settings.decision_log),
         "AUTHZ_KEY_DIR": str(settings.key_dir),
         "AUTHZ_ISSUER": issuer,
-        "AUTHZ_SERVICE_CREDENTIALS": f'{{"demo": "{_service_credential(state)}"}}',
+        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": authzen_secret, "registry": authzen_secret}),
     }
+    platform = Platform()
     try:
+        registry_log = state / "registry.log"
+        registry = _spawn([sys.executable, "-m", "registry"], registry_log, registry_env, platform)
+        platform.processes.append(("registry", registry))
+        _wait_healthy("registry", f"{registry_url}/readyz", registry, registry_log)
         authz_log = state / "authz.log"
         platform.processes.append(
             ("authz_service", _spawn([sys.executable, "-m", "authz_service"], authz_log, env, platform))
@@ -168,9 +197,21 @@ def start(options: UpOptions) -> Platform:
         demo = _spawn([sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)], demo_log, env, platform)
         platform.processes.append(("demo server", demo))
         _wait_healthy("demo server", f"http://127.0.0.1:{options.demo_port}/healthz", demo, demo_log)
+        spec = GatewaySpec(
+            issuer=issuer,
+            jwks_uri=f"{issuer}/.well-known/jwks.json",
+            authz_endpoints=tuple(("127.0.0.1", port) for port in settings.grpc_ports()),
+            routes=(),
+            listen_port=options.gateway_port,
+            admin_port=options.admin_port,
+        )
+        snapshot_http = httpx.Client(headers={"Authorization": f"Bearer {snapshot_secret}"}, timeout=2)
+        platform.sync = GatewaySync(registry_url, spec, state / "gateway", public_url=gateway_url, http=snapshot_http)
+        config_path = platform.sync.prepare()
         envoy_log = state / "envoy.log"
         platform.processes.append(("envoy", start_envoy(config_path, envoy_log)))
         _wait_healthy("envoy", f"http://127.0.0.1:{options.admin_port}/ready", platform.processes[-1][1], envoy_log)
+        platform.sync.start()
     except BaseException:
         platform.stop()
         raise
@@ -191,12 +232,13 @@ def run_up(options: UpOptions) -> int:
     print(
         "Portcullis is up (all on 127.0.0.1):\n"
         f"  gateway        {gateway}   (Envoy admin http://127.0.0.1:{options.admin_port})\n"
+        f"  registry       http://127.0.0.1:{options.registry_port}   (web UI; API /v0.1/servers; dev login on)\n"
         f"  authz HTTP     http://127.0.0.1:{options.authz_http_port}   (AuthZEN, JWKS, /readyz, /metrics)\n"
         f"  authz gRPC     127.0.0.1:{options.authz_grpc_port}..{options.authz_grpc_port + options.workers - 1}"
         f"   (ext_authz, {options.workers} workers)\n"
         f"  demo server    {gateway}/servers/demo/mcp   (upstream 127.0.0.1:{options.demo_port})\n"
         f"  decision log   {state / 'decisions.jsonl'}\n"
-        f"  logs           {state}/{{authz,demo,envoy}}.log\n"
+        f"  logs           {state}/{{registry,authz,demo,envoy}}.log\n"
         "Try it:\n"
         "  TOKEN=$(portcullis token --user alice --client claude-desktop --server demo)\n"
         f'  curl -s {gateway}/servers/demo/mcp -H "Authorization: Bearer $TOKEN" \\\n'

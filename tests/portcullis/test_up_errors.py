@@ -59,8 +59,8 @@ def test_broken_policy_is_a_one_line_error_with_its_location(tmp_path: Path) -> 
     _assert_one_line(result, "edge.polar:2:")
 
 
-def test_invalid_catalog_is_a_one_line_error(tmp_path: Path) -> None:
+def test_invalid_seed_server_is_a_one_line_error(tmp_path: Path) -> None:
     root = _project_copy(tmp_path)
-    (root / "config" / "catalog.yaml").write_text("servers:\n  - name: Bad Name!\n    status: approved\n")
+    (root / "config" / "servers" / "broken.json").write_text('{"name": "com.portcullis/broken", "version": "1"}')
     result = _up(root)
-    _assert_one_line(result, "invalid catalog")
+    _assert_one_line(result, "broken.json")
