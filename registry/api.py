@@ -287,12 +287,12 @@ def build_router(registry: Registry) -> APIRouter:
                 "lifecycle": row.lifecycle,
                 "events": [
                     {"from": e.from_status or None, "to": e.to_status, "actor": e.actor, "reason": e.reason,
-                     "at": service._time(e.at)}
+                     "at": service.isotime(e.at)}
                     for e in events
                 ],
                 "reviews": [
                     {"review": r.review, "decision": r.decision, "reviewer": r.reviewer, "group": r.reviewer_group,
-                     "reason": r.reason, "at": service._time(r.at)}
+                     "reason": r.reason, "at": service.isotime(r.at)}
                     for r in reviews
                 ],
                 "required_reviews": settings.reviews,

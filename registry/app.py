@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -26,6 +24,7 @@ from registry.errors import RegistryError
 from registry.identity import Caller, TokenVerifier
 from registry.models import Server
 from registry.settings import RegistrySettings
+from registry.ui import build_ui
 from registry.validation import validate_server_json
 
 __all__ = ["create_app", "seed"]
@@ -97,8 +96,7 @@ def create_app(
     router = build_router(registry)
     app.include_router(router, prefix="/v0.1")
     app.include_router(router, prefix="/v0", include_in_schema=False)
-    if importlib.util.find_spec("registry.ui") is not None:  # the web UI lands in its own change
-        importlib.import_module("registry.ui").build_ui(app, registry)
+    build_ui(app, registry)
     return app
 
 
@@ -118,7 +116,7 @@ def seed(registry: Registry, directory: Path) -> int:
             valid = validate_server_json(document)
             row = service.publish(session, valid=valid, caller=SEED_ACTOR, authz=_SeedAuthz(), draft=False)
             if lifecycle != row.lifecycle:
-                service._record(session, row, lifecycle, SEED_ACTOR.id, "seeded by the local platform")
+                service.record_transition(session, row, lifecycle, SEED_ACTOR.id, "seeded by the local platform")
             count += 1
         logger.info("seeded %d servers from %s", count, directory)
         return count

@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, tuple_, update
+from sqlalchemy import func, tuple_, update
 from sqlmodel import Session, col, select
 
 from registry.authz import AuthzClient
@@ -29,11 +28,19 @@ __all__ = [
     "bump_revision",
     "catalog_revision",
     "entry_resource",
+    "facets",
     "find_version",
+    "governance_of",
     "history",
+    "isotime",
+    "lifecycle_counts",
     "list_server_versions",
     "list_versions",
+    "missing_reviews",
+    "pending_queue",
     "publish",
+    "record_transition",
+    "set_status_message",
     "sign_off",
     "to_response",
     "transition",
@@ -43,7 +50,7 @@ VISIBLE = ("approved", "deprecated")
 DELETED = ("retired", "rejected")
 
 
-def _time(value: datetime) -> str:
+def isotime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
@@ -57,9 +64,9 @@ def to_response(row: ServerVersion) -> dict[str, Any]:
     """A `ServerResponse` exactly as the official OpenAPI defines it, plus our lifecycle under our own key."""
     official: dict[str, Any] = {
         "status": OFFICIAL_STATUS[row.lifecycle],
-        "statusChangedAt": _time(row.status_changed_at),
-        "publishedAt": _time(row.published_at),
-        "updatedAt": _time(row.updated_at),
+        "statusChangedAt": isotime(row.status_changed_at),
+        "publishedAt": isotime(row.published_at),
+        "updatedAt": isotime(row.updated_at),
         "isLatest": row.is_latest,
     }
     if row.status_message:
@@ -115,7 +122,7 @@ def bump_revision(session: Session) -> None:
     session.execute(update(CatalogState).where(col(CatalogState.id) == 1).values(counter=CatalogState.counter + 1))
 
 
-def _record(session: Session, row: ServerVersion, target: str, actor: str, reason: str) -> None:
+def record_transition(session: Session, row: ServerVersion, target: str, actor: str, reason: str) -> None:
     assert row.id is not None
     now = utcnow()
     session.add(StatusEvent(version_id=row.id, from_status=row.lifecycle, to_status=target, actor=actor, reason=reason))
@@ -373,7 +380,7 @@ def transition(
         missing = missing_reviews(session, row=row, required=required_reviews)
         if missing:
             raise Conflict(f"approval needs every required review; missing: {', '.join(missing)}", missing=missing)
-    _record(session, row, step.target, caller.id, reason)
+    record_transition(session, row, step.target, caller.id, reason)
     return row
 
 
@@ -416,9 +423,11 @@ def sign_off(
     )
     session.flush()
     if decision == "reject":
-        _record(session, row, "rejected", caller.id, f"{review} review rejected: {reason}".strip())
+        record_transition(session, row, "rejected", caller.id, f"{review} review rejected: {reason}".strip())
     elif not missing_reviews(session, row=row, required=required_reviews):
-        _record(session, row, "approved", caller.id, f"every required review passed ({', '.join(required_reviews)})")
+        record_transition(
+            session, row, "approved", caller.id, f"every required review passed ({', '.join(required_reviews)})"
+        )
     else:
         row.updated_at = utcnow()
         session.add(row)
@@ -430,18 +439,6 @@ def set_status_message(row: ServerVersion, message: str | None) -> None:
         row.status_message = message[:500]
 
 
-def rows_for_names(session: Session, names: Sequence[str]) -> dict[str, ServerVersion]:
-    if not names:
-        return {}
-    statement = select(ServerVersion).where(col(ServerVersion.server_name).in_(names), col(ServerVersion.is_latest))
-    return {row.server_name: row for row in session.exec(statement)}
-
-
 def pending_queue(session: Session) -> list[ServerVersion]:
     statement = select(ServerVersion).where(ServerVersion.lifecycle == "pending_review")
     return list(session.exec(statement.order_by(col(ServerVersion.published_at))))
-
-
-def search_filter(text: str) -> Any:
-    needle = text.lower()
-    return or_(col(ServerVersion.search_text).contains(needle))

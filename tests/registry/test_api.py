@@ -30,9 +30,7 @@ def _publish(registry: RegistryHarness, document: dict[str, Any], user: str = "a
     return registry.client.post("/v0.1/publish", json=document, headers=registry.auth(user), params=params)
 
 
-def _review(
-    registry: RegistryHarness, user: str, review: str, decision: str = "approve", **where: str
-) -> Any:
+def _review(registry: RegistryHarness, user: str, review: str, decision: str = "approve", **where: str) -> Any:
     name = where.get("name", "com.portcullis.ads/ad-insights")
     version = where.get("version", "1.0.0")
     return registry.client.post(
