@@ -27,11 +27,30 @@ __all__ = [
     "ServerEntry",
     "ServerStatus",
     "ToolEntry",
+    "check_unique_tools",
+    "check_upstream",
 ]
 
 Sensitivity = Literal["public", "internal", "confidential", "restricted"]
 ServerStatus = Literal["draft", "pending_review", "approved", "deprecated", "retired", "rejected"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+def check_upstream(value: str) -> str:
+    """An upstream is `host:port` (the registry's governance extension uses the same rule)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("upstream must be host:port")
+    return value
+
+
+def check_unique_tools(tools: list[ToolEntry]) -> list[ToolEntry]:
+    """Tool names are unique within a server."""
+    names = [tool.name for tool in tools]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
+    return tools
 
 
 class ToolEntry(BaseModel):
@@ -61,22 +80,8 @@ class ServerEntry(BaseModel):
     upstream: str = Field(description="host:port of the server behind the gateway")
     tools: list[ToolEntry] = Field(default_factory=list)
 
-    @field_validator("upstream")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("upstream must be host:port")
-        return value
-
-    @field_validator("tools")
-    @classmethod
-    def _unique_tools(cls, tools: list[ToolEntry]) -> list[ToolEntry]:
-        names = [tool.name for tool in tools]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
-        return tools
+    _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
+    _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
 
 
 class _CatalogDocument(BaseModel):

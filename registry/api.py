@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from gateway.config import canonical_uri
 from registry import service
@@ -203,36 +204,56 @@ def build_router(registry: Registry) -> APIRouter:
             status_code=501,
         )
 
-    @router.patch("/servers/{server_name:path}/versions/{version}/status")
-    async def patch_version_status(server_name: str, version: str, request: Request) -> JSONResponse:
+    # Write routes read the body on the event loop, then verify, decide and write on a worker thread: the
+    # database and the AuthZEN call are blocking and must not stall other requests.
+
+    def change_version(
+        request: Request, server_name: str, version: str, apply: Callable[[Caller, Session, Any], object]
+    ) -> JSONResponse:
         caller = registry.caller(request)
-        status, message = _status_body(await registry.read_json(request))
         with registry.writing() as session:
             row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
-            _apply_official(registry, session, row, status, message, caller, strict=True)
+            apply(caller, session, row)
             session.flush()
             return JSONResponse(service.to_response(row))
+
+    @router.patch("/servers/{server_name:path}/versions/{version}/status")
+    async def patch_version_status(server_name: str, version: str, request: Request) -> JSONResponse:
+        status, message = _status_body(await registry.read_json(request))
+
+        def apply(caller: Caller, session: Session, row: Any) -> object:
+            return _apply_official(registry, session, row, status, message, caller, strict=True)
+
+        return await run_in_threadpool(change_version, request, server_name, version, apply)
 
     @router.patch("/servers/{server_name:path}/status")
     async def patch_server_status(server_name: str, request: Request) -> JSONResponse:
-        caller = registry.caller(request)
         status, message = _status_body(await registry.read_json(request))
-        with registry.writing() as session:
-            rows = service.list_server_versions(session, name=_server_name(server_name), include_deleted=True)
-            updated = [row for row in rows if _apply_official(registry, session, row, status, message, caller)]
-            session.flush()
-            return JSONResponse(
-                {"updatedCount": len(updated), "servers": [service.to_response(row) for row in updated]}
-            )
+
+        def change_all() -> JSONResponse:
+            caller = registry.caller(request)
+            with registry.writing() as session:
+                rows = service.list_server_versions(session, name=_server_name(server_name), include_deleted=True)
+                updated = [row for row in rows if _apply_official(registry, session, row, status, message, caller)]
+                session.flush()
+                servers = [service.to_response(row) for row in updated]
+                return JSONResponse({"updatedCount": len(updated), "servers": servers})
+
+        return await run_in_threadpool(change_all)
 
     @router.post("/publish")
     async def publish(request: Request) -> JSONResponse:
-        caller = registry.caller(request)
-        valid = validate_server_json(await registry.read_json(request))
+        document = await registry.read_json(request)
         draft = _flag(request, "draft")
-        with registry.writing() as session:
-            row = service.publish(session, valid=valid, caller=caller, authz=registry.authz, draft=draft)
-            return JSONResponse(service.to_response(row))
+
+        def store() -> JSONResponse:
+            caller = registry.caller(request)
+            valid = validate_server_json(document)
+            with registry.writing() as session:
+                row = service.publish(session, valid=valid, caller=caller, authz=registry.authz, draft=draft)
+                return JSONResponse(service.to_response(row))
+
+        return await run_in_threadpool(store)
 
     @router.post(f"{EXTENSION}/validate")
     async def validate(request: Request) -> JSONResponse:
@@ -241,40 +262,30 @@ def build_router(registry: Registry) -> APIRouter:
 
     @router.post(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/reviews")
     async def review(server_name: str, version: str, request: Request) -> JSONResponse:
-        caller = registry.caller(request)
         body = _object(await registry.read_json(request))
-        with registry.writing() as session:
-            row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
-            service.sign_off(
-                session,
-                row=row,
-                review=_text(body, "review"),
-                decision=_text(body, "decision"),
-                reason=_text(body, "reason", required=False),
-                caller=caller,
-                authz=registry.authz,
-                required_reviews=settings.reviews,
-            )
-            session.flush()
-            return JSONResponse(service.to_response(row))
+        review, decision = _text(body, "review"), _text(body, "decision")
+        reason = _text(body, "reason", required=False)
+
+        def apply(caller: Caller, session: Session, row: Any) -> object:
+            return service.sign_off(
+                session, row=row, review=review, decision=decision, reason=reason, caller=caller,
+                authz=registry.authz, required_reviews=settings.reviews,
+            )  # fmt: skip
+
+        return await run_in_threadpool(change_version, request, server_name, version, apply)
 
     @router.post(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/transitions")
     async def transitions(server_name: str, version: str, request: Request) -> JSONResponse:
-        caller = registry.caller(request)
         body = _object(await registry.read_json(request))
-        with registry.writing() as session:
-            row = service.find_version(session, name=_server_name(server_name), version=version, lock=True)
-            service.transition(
-                session,
-                row=row,
-                action=_text(body, "action"),
-                reason=_text(body, "reason", required=False),
-                caller=caller,
-                authz=registry.authz,
-                required_reviews=settings.reviews,
-            )
-            session.flush()
-            return JSONResponse(service.to_response(row))
+        action, reason = _text(body, "action"), _text(body, "reason", required=False)
+
+        def apply(caller: Caller, session: Session, row: Any) -> object:
+            return service.transition(
+                session, row=row, action=action, reason=reason, caller=caller,
+                authz=registry.authz, required_reviews=settings.reviews,
+            )  # fmt: skip
+
+        return await run_in_threadpool(change_version, request, server_name, version, apply)
 
     @router.get(f"{EXTENSION}/servers/{{server_name:path}}/versions/{{version}}/history")
     def version_history(server_name: str, version: str) -> JSONResponse:

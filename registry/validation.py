@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.catalog import Sensitivity, ToolEntry
+from authz_service.catalog import Sensitivity, ToolEntry, check_unique_tools, check_upstream
 from registry.errors import InvalidRequest, SchemaViolation
 
 __all__ = ["GOVERNANCE_KEY", "Governance", "ValidServer", "validate_server_json"]
@@ -46,13 +46,8 @@ class Governance(BaseModel):
     upstream: str = Field(description="host:port of the server behind the gateway")
     tools: list[ToolEntry] = Field(default_factory=list)
 
-    @field_validator("upstream")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("upstream must be host:port")
-        return value
+    _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
+    _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
 
     @field_validator("route")
     @classmethod
@@ -60,15 +55,6 @@ class Governance(BaseModel):
         if value is not None and not _ROUTE.match(value):
             raise ValueError("route must be lowercase letters, digits, '_', '.', '-' (max 63)")
         return value
-
-    @field_validator("tools")
-    @classmethod
-    def _unique_tools(cls, tools: list[ToolEntry]) -> list[ToolEntry]:
-        names = [tool.name for tool in tools]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
-        return tools
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,6 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from authz_service.http_app import create_app as create_authz_app
-from authz_service.runtime import Runtime
-from authz_service.settings import Settings as AuthzSettings
 from portcullis.testing import free_port
 from registry.app import create_app
 from registry.authz import AuthzClient
@@ -62,21 +59,9 @@ class Ui:
 
 
 @pytest.fixture
-def authz(tmp_path: Path) -> Iterator[AuthzClient]:
-    settings = AuthzSettings(
-        policy_dir=ROOT / "policies",
-        catalog_file=ROOT / "config" / "catalog.yaml",
-        decision_log=tmp_path / "authz-decisions.jsonl",
-        key_dir=tmp_path / "authz-keys",
-        service_credentials={"registry": SERVICE_SECRET},
-        watch=False,
-    )
-    runtime = Runtime(settings)
-    try:
-        with TestClient(create_authz_app(runtime), base_url="http://authz.test") as http:
-            yield AuthzClient(http, credential=SERVICE_SECRET)
-    finally:
-        runtime.close()
+def authz(authz_client: AuthzClient) -> AuthzClient:
+    """The real policy engine in-process (tests/registry/conftest.py)."""
+    return authz_client
 
 
 def seed_dir(tmp_path: Path, **demo_governance: Any) -> Path:
