@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -47,7 +48,7 @@ def check_upstream(value: str) -> str:
 def check_unique_tools(tools: list[ToolEntry]) -> list[ToolEntry]:
     """Tool names are unique within a server."""
     names = [tool.name for tool in tools]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
     return tools
@@ -98,7 +99,7 @@ class Catalog:
 
     def __init__(self, servers: list[ServerEntry], revision: str):
         names = [server.name for server in servers]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
         if duplicates:
             raise CatalogError(f"duplicate server names: {', '.join(duplicates)}")
         self.revision = revision

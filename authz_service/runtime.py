@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -15,9 +16,20 @@ from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
 from authz_service.settings import Settings
 
-__all__ = ["CatalogHolder", "Runtime"]
+__all__ = ["CatalogHolder", "Runtime", "settle_heap"]
 
 logger = logging.getLogger("portcullis.authz")
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt what survives (the new catalog) from future cyclic collections.
+
+    A 10,000-server catalog is millions of long-lived objects; without this the collector's full passes paused
+    decisions for 250-360 ms (measured by bench/registry_bench.py). Refcounting still frees an old catalog.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class CatalogHolder:
@@ -50,9 +62,12 @@ class CatalogHolder:
             logger.error("catalog reload rejected, revision %s stays in force: %s", self._current.revision, exc)
             return
         self.last_error = None
-        if catalog.revision != self._current.revision:
+        changed = catalog.revision != self._current.revision
+        if changed:
             logger.info("catalog revision %s loaded (%d servers)", catalog.revision, len(catalog.servers))
         self._current = catalog
+        if changed:
+            settle_heap()
         self._metrics.catalog_reloads.labels(result="success").inc()
 
 

@@ -18,6 +18,7 @@ Extensions (under `/v0.1/x/portcullis`):
 
 from __future__ import annotations
 
+import bisect
 import hmac
 import json
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from registry.identity import Caller, TokenVerifier
 from registry.lifecycle import official_action
 from registry.models import LIFECYCLE
 from registry.settings import RegistrySettings
-from registry.snapshot import SnapshotCache
+from registry.snapshot import SnapshotCache, SnapshotServer
 from registry.validation import validate_server_json
 
 __all__ = ["Registry", "build_router", "error_response"]
@@ -397,50 +398,50 @@ def usable_servers(registry: Registry, caller: Caller, *, limit: int, cursor: st
     """
     snapshot = registry.snapshots.get()
     servers = snapshot.servers
-    start = 0
-    if cursor:
-        start = next((i for i, s in enumerate(servers) if str(s.entry["name"]) > cursor), len(servers))
+    position = bisect.bisect_right(snapshot.routes, cursor) if cursor else 0
     page: list[dict[str, Any]] = []
-    position = start
     gateway = registry.settings.gateway_url.rstrip("/")
     while position < len(servers) and len(page) < limit:
-        chunk = servers[position : position + max(limit * 2, 20)]
+        wanted = limit - len(page)
+        chunk = servers[position : position + max(wanted + wanted // 2, 10)]
         connect = registry.authz.evaluate_many(
             caller, [("connect", {"type": "server", "id": s.entry["name"]}) for s in chunk]
         )
-        reachable = [s for s, verdict in zip(chunk, connect, strict=True) if verdict.allowed]
+        # Only the reachable servers that fit on this page have their tools asked about.
+        reachable: list[SnapshotServer] = []
+        consumed = len(chunk)
+        for index, (server, verdict) in enumerate(zip(chunk, connect, strict=True)):
+            if verdict.allowed:
+                reachable.append(server)
+                if len(reachable) == wanted:
+                    consumed = index + 1
+                    break
         tool_items = [
             ("call", {"type": "tool", "id": tool["name"], "properties": {"server": s.entry["name"]}})
             for s in reachable
             for tool in s.entry["tools"]
         ]
-        tool_verdicts = iter(registry.authz.evaluate_many(caller, tool_items)) if tool_items else iter(())
-        allowed_tools = {id(s): [tool for tool in s.entry["tools"] if next(tool_verdicts).allowed] for s in reachable}
-        consumed = 0
-        for server in chunk:
-            consumed += 1
-            if id(server) in allowed_tools:
-                route = str(server.entry["name"])
-                url = canonical_uri(gateway, route)
-                page.append(
-                    {
-                        "name": server.registry_name,
-                        "route": route,
-                        "title": server.entry["title"],
-                        "description": server.description,
-                        "version": server.version,
-                        "status": server.entry["status"],
-                        "url": url,
-                        "transport": "streamable-http",
-                        "protected_resource_metadata": f"{gateway}{_PRM_PATH}/servers/{route}/mcp",
-                        "tools": [
-                            {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
-                            for tool in allowed_tools[id(server)]
-                        ],
-                    }
-                )
-                if len(page) == limit:
-                    break
+        verdicts = iter(registry.authz.evaluate_many(caller, tool_items)) if tool_items else iter(())
+        for server in reachable:
+            tools = [tool for tool in server.entry["tools"] if next(verdicts).allowed]
+            route = str(server.entry["name"])
+            page.append(
+                {
+                    "name": server.registry_name,
+                    "route": route,
+                    "title": server.entry["title"],
+                    "description": server.description,
+                    "version": server.version,
+                    "status": server.entry["status"],
+                    "url": canonical_uri(gateway, route),
+                    "transport": "streamable-http",
+                    "protected_resource_metadata": f"{gateway}{_PRM_PATH}/servers/{route}/mcp",
+                    "tools": [
+                        {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
+                        for tool in tools
+                    ],
+                }
+            )
         position += consumed
     metadata: dict[str, Any] = {"count": len(page), "revision": snapshot.revision}
     if position < len(servers) and page:

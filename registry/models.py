@@ -73,7 +73,7 @@ class ServerVersion(SQLModel, table=True):
     owner_team: str = Field(max_length=100, index=True)
     business_group: str = Field(default="", max_length=100)
     sensitivity: str = Field(max_length=20)
-    lifecycle: str = Field(max_length=20, index=True)
+    lifecycle: str = Field(max_length=20)
     status_message: str = Field(default="", max_length=500)
     is_latest: bool = False
     published_by: str = Field(max_length=200)

@@ -6,15 +6,20 @@ catalog costs one single-row read. A snapshot is built once per revision and sha
 
 from __future__ import annotations
 
+import gc
+import json
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from registry.models import Server, ServerVersion
-from registry.service import VISIBLE, catalog_revision, governance_of
+from registry.service import VISIBLE, catalog_revision
+from registry.validation import GOVERNANCE_KEY
 
 __all__ = ["Snapshot", "SnapshotCache", "SnapshotServer", "build_snapshot"]
 
@@ -40,39 +45,59 @@ class SnapshotServer:
 class Snapshot:
     revision: str
     servers: tuple[SnapshotServer, ...]  # sorted by route
+    routes: tuple[str, ...] = ()  # the routes, in the same order (for bisecting a cursor)
 
     def document(self) -> dict[str, Any]:
         return {"revision": self.revision, "servers": [server.entry for server in self.servers]}
+
+    @cached_property
+    def body(self) -> bytes:
+        """The serialized document, built once per revision (pollers that miss the ETag all get these bytes)."""
+        return json.dumps(self.document(), separators=(",", ":")).encode()
 
 
 def build_snapshot(session: Session) -> Snapshot:
     """Read the revision and the routed servers in one transaction, so they always agree."""
     revision = catalog_revision(session)
+    # Columns, not ORM objects: at 10,000 servers this is the difference between ~1 s and ~0.4 s.
     statement = (
-        select(ServerVersion, Server.route)
+        sa_select(
+            col(ServerVersion.server_name),
+            col(ServerVersion.version),
+            col(ServerVersion.title),
+            col(ServerVersion.description),
+            col(ServerVersion.lifecycle),
+            col(ServerVersion.owner_team),
+            col(ServerVersion.sensitivity),
+            col(ServerVersion.business_group),
+            col(ServerVersion.document),
+            col(Server.route),
+        )
         .join(Server, col(Server.name) == col(ServerVersion.server_name))
         .where(col(ServerVersion.lifecycle).in_(VISIBLE))
         .order_by(col(ServerVersion.server_name), col(ServerVersion.is_latest).desc(), col(ServerVersion.id).desc())
     )
     chosen: dict[str, SnapshotServer] = {}
-    for row, route in session.exec(statement):
-        if row.server_name in chosen:
+    for name, version, title, description, lifecycle, team, sensitivity, group, document, route in session.execute(
+        statement
+    ):
+        if name in chosen:
             continue  # the latest approved version of each server wins
-        governance = governance_of(row)
+        governance = (document.get("_meta") or {}).get(GOVERNANCE_KEY) or {}
         entry = {
             "name": route,
-            "title": row.title or route,
-            "status": row.lifecycle,
-            "owner_team": row.owner_team,
-            "sensitivity": row.sensitivity,
-            "business_group": row.business_group,
+            "title": title or route,
+            "status": lifecycle,
+            "owner_team": team,
+            "sensitivity": sensitivity,
+            "business_group": group,
             "allowed_clients": list(governance.get("allowed_clients", [])),
             "upstream": governance["upstream"],
             "tools": [{**_TOOL_DEFAULTS, **tool} for tool in governance.get("tools", [])],
         }
-        chosen[row.server_name] = SnapshotServer(row.server_name, row.version, row.description, entry)
+        chosen[name] = SnapshotServer(name, version, description, entry)
     servers = tuple(sorted(chosen.values(), key=lambda server: str(server.entry["name"])))
-    return Snapshot(revision, servers)
+    return Snapshot(revision, servers, tuple(str(server.entry["name"]) for server in servers))
 
 
 class SnapshotCache:
@@ -98,4 +123,8 @@ class SnapshotCache:
                 with Session(self._engine) as session:
                     current = build_snapshot(session)
                 self._current = current
+                # Keep the long-lived snapshot out of the collector's full passes (they paused requests ~100 ms).
+                gc.unfreeze()
+                gc.collect()
+                gc.freeze()
             return current

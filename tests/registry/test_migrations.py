@@ -20,7 +20,7 @@ def test_migrating_an_empty_database_reaches_head_with_every_table(database_url:
         engine.dispose()
 
 
-def test_upgrading_from_the_previous_revision_keeps_data_and_starts_the_catalog_revision(database_url: str) -> None:
+def test_upgrading_from_the_first_revision_keeps_data_and_starts_the_catalog_revision(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         migrate(engine, "0001")
@@ -46,5 +46,18 @@ def test_upgrading_from_the_previous_revision_keeps_data_and_starts_the_catalog_
             ]
             epoch, counter = connection.execute(text("SELECT epoch, counter FROM catalog_state")).one()
         assert counter == 1 and len(epoch) == 8
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_from_the_previous_revision_drops_only_the_lifecycle_index(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0002")
+        before = {index["name"] for index in inspect(engine).get_indexes("server_versions")}
+        migrate(engine)
+        after = {index["name"] for index in inspect(engine).get_indexes("server_versions")}
+        assert before - after == {"ix_server_versions_lifecycle"}
+        assert "ix_versions_name_id" in after
     finally:
         engine.dispose()
