@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,10 +23,26 @@ def _project_copy(tmp_path: Path) -> Path:
 
 
 def _up(root: Path, *env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `portcullis up` in its own process group, so a start that unexpectedly succeeds leaves nothing behind."""
     environment = {"PORTCULLIS_ROOT": str(root), "PATH": "/usr/bin:/bin", **dict(env)}
-    return subprocess.run(
-        [sys.executable, "-m", "portcullis.cli", "up"], capture_output=True, text=True, timeout=60, env=environment
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portcullis.cli", "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError("portcullis up did not fail fast") from None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _assert_one_line(result: subprocess.CompletedProcess[str], fragment: str) -> None:
