@@ -8,7 +8,6 @@ Callers are services and authenticate with a bearer service credential; anyone e
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
+from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
 from authz_service.settings import Settings
 
 __all__ = ["AuthzenError", "authzen_configuration", "build_router"]
@@ -141,29 +141,19 @@ def _result(decision: Decision) -> dict[str, Any]:
 
 def build_router(settings: Settings, decider: Decider) -> APIRouter:
     """The AuthZEN routes, bound to one decider and the service credentials in `settings`."""
-    secrets = [secret.encode() for secret in settings.service_credentials.values()]
+    secrets = list(settings.service_credentials.values())
 
     def authenticate(request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        presented = token.strip().encode()
-        # Compare against every credential so the time taken does not reveal which one nearly matched.
-        matched = False
-        for secret in secrets:
-            matched |= hmac.compare_digest(presented, secret)
-        if scheme.lower() != "bearer" or not presented or not matched:
+        if not bearer_matches(request.headers.get("authorization"), secrets):
             raise AuthzenError(
                 401, "a service credential is required", {"WWW-Authenticate": 'Bearer realm="portcullis-authzen"'}
             )
 
     async def read_json(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise AuthzenError(413, f"request body exceeds {settings.max_body_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body_bytes:
-                raise AuthzenError(413, f"request body exceeds {settings.max_body_bytes} bytes")
+        try:
+            body = await read_limited(request, settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise AuthzenError(413, str(exc)) from None
         try:
             return json.loads(body)
         except ValueError:

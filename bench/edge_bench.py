@@ -37,6 +37,7 @@ from bench.decision_bench import HIT_SAMPLES, MISS_SAMPLES, Timing, decision_tim
 from bench.request import BODY, CLIENT, ISSUER, PUBLIC_URL, SERVER, audience, mcp_headers, user_claims
 from gateway.config import build_config, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
+from portcullis.processes import running
 from portcullis.testing import JwksServer, free_port, free_port_block, stop_process, wait_http
 
 __all__ = ["LoadResult", "direct_response_config", "main", "run_wrk"]
@@ -117,18 +118,6 @@ def run_wrk(url: str, script: Path, *, connections: int, threads: int, seconds: 
 
 
 @contextmanager
-def _process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT
-        )
-    try:
-        yield process
-    finally:
-        stop_process(process)
-
-
-@contextmanager
 def _envoy(config: dict[str, Any], workdir: Path, name: str, admin_port: int) -> Iterator[subprocess.Popen[bytes]]:
     path = workdir / f"envoy-{name}.yaml"
     path.write_text(render_yaml(config))
@@ -172,7 +161,9 @@ def edge_stack(workdir: Path, *, workers: int) -> Iterator[tuple[Gateway, Gatewa
     with ExitStack() as stack:
         jwks = JwksServer(key.jwks())
         stack.callback(jwks.close)
-        authz = stack.enter_context(_process([sys.executable, "-m", "authz_service"], workdir / "authz.log", env))
+        authz = stack.enter_context(
+            running([sys.executable, "-m", "authz_service"], workdir / "authz.log", env=env, cwd=ROOT)
+        )
         wait_http(f"http://127.0.0.1:{http_port}/readyz", process=authz)
         gateways = []
         for name, label, with_ext_authz in GATEWAYS:

@@ -36,7 +36,8 @@ from sqlmodel import Session, SQLModel, col
 
 from authz_service.keys import load_or_create_signing_key
 from bench.decision_bench import percentile
-from portcullis.testing import free_port, stop_process, wait_http
+from portcullis.processes import running
+from portcullis.testing import free_port, wait_http
 from registry.db import make_engine, migrate
 from registry.models import ServerVersion, utcnow
 from registry.service import VISIBLE, _encode_cursor
@@ -236,18 +237,6 @@ class Stack:
 
 
 @contextmanager
-def _process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT
-        )
-    try:
-        yield process
-    finally:
-        stop_process(process)
-
-
-@contextmanager
 def serve(database_url: str, workdir: Path) -> Iterator[Stack]:
     """authz_service (one worker, catalog from the registry) and the registry, both ready."""
     authz_port, grpc_port, registry_port = free_port(), free_port(), free_port()
@@ -287,11 +276,11 @@ def serve(database_url: str, workdir: Path) -> Iterator[Stack]:
         "REGISTRY_DECISION_LOG": str(workdir / "decisions.jsonl"),
     }
     with ExitStack() as processes:
-        authz = processes.enter_context(_process([sys.executable, "-m", "authz_service"], workdir / "authz.log",
-                                                 authz_env))  # fmt: skip
+        authz = processes.enter_context(running([sys.executable, "-m", "authz_service"], workdir / "authz.log",
+                                                 env=authz_env, cwd=ROOT))  # fmt: skip
         wait_http(f"{stack.authz_url}/healthz", process=authz)
-        registry = processes.enter_context(_process([sys.executable, "-m", "registry"], workdir / "registry.log",
-                                                    registry_env))  # fmt: skip
+        registry = processes.enter_context(running([sys.executable, "-m", "registry"], workdir / "registry.log",
+                                                    env=registry_env, cwd=ROOT))  # fmt: skip
         wait_http(f"{stack.registry_url}/readyz", timeout=60, process=registry)
         # Ready once its first poll of the registry's snapshot (every server) is loaded.
         wait_http(f"{stack.authz_url}/readyz", timeout=180, process=authz)

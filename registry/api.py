@@ -19,7 +19,6 @@ Extensions (under `/v0.1/x/portcullis`):
 from __future__ import annotations
 
 import bisect
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
 from gateway.config import canonical_uri
 from registry import service
 from registry.authz import AuthzClient
@@ -88,24 +88,14 @@ class Registry:
         return self.verifier.verify(request.headers.get("authorization"))
 
     def require_service(self, request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        presented = token.strip().encode()
-        matched = False
-        for secret in self.settings.service_credentials.values():
-            matched |= hmac.compare_digest(presented, secret.encode())
-        if scheme.lower() != "bearer" or not presented or not matched:
+        if not bearer_matches(request.headers.get("authorization"), self.settings.service_credentials.values()):
             raise Unauthenticated("a service credential is required")
 
     async def read_json(self, request: Request) -> Any:
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        try:
+            body = await read_limited(request, self.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
         try:
             return json.loads(body)
         except ValueError:

@@ -80,20 +80,25 @@ def to_response(row: ServerVersion) -> dict[str, Any]:
     }
 
 
-def entry_resource(row: ServerVersion, **extra: Any) -> dict[str, Any]:
+def _entry(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     """The AuthZEN resource of a registry entry: what the registry policies decide on."""
-    governance = governance_of(row)
-    properties = {
-        "namespace": row.server_name.partition("/")[0],
-        "owner_team": row.owner_team,
-        "lifecycle": row.lifecycle,
-        "sensitivity": row.sensitivity,
-        "business_group": row.business_group,
-        "published_by": row.published_by,
-        "allowed_clients": list(governance.get("allowed_clients", [])),
-        **extra,
-    }
-    return {"type": "registry_entry", "id": row.server_name, "properties": properties}
+    return {"type": "registry_entry", "id": name, "properties": {"namespace": name.partition("/")[0], **properties}}
+
+
+def entry_resource(row: ServerVersion, **extra: Any) -> dict[str, Any]:
+    """The registry-entry resource of a stored version (plus extra facts, such as the review asked about)."""
+    return _entry(
+        row.server_name,
+        {
+            "owner_team": row.owner_team,
+            "lifecycle": row.lifecycle,
+            "sensitivity": row.sensitivity,
+            "business_group": row.business_group,
+            "published_by": row.published_by,
+            "allowed_clients": list(governance_of(row).get("allowed_clients", [])),
+            **extra,
+        },
+    )
 
 
 def _authorize(authz: AuthzClient, caller: Caller, action: str, resource: dict[str, Any]) -> None:
@@ -146,19 +151,18 @@ def publish(
         Conflict: the version exists, or the gateway route belongs to another server.
     """
     governance = valid.governance
-    resource = {
-        "type": "registry_entry",
-        "id": valid.name,
-        "properties": {
-            "namespace": valid.namespace,
+    lifecycle = "draft" if draft else "pending_review"
+    resource = _entry(
+        valid.name,
+        {
             "owner_team": governance.owner_team,
-            "lifecycle": "draft" if draft else "pending_review",
+            "lifecycle": lifecycle,
             "sensitivity": governance.sensitivity,
             "business_group": governance.business_group,
             "published_by": caller.id,
             "allowed_clients": list(governance.allowed_clients),
         },
-    }
+    )
     _authorize(authz, caller, "publish", resource)
     server = session.get(Server, valid.name, with_for_update=True)
     if server is None:
@@ -196,7 +200,7 @@ def publish(
         owner_team=governance.owner_team,
         business_group=governance.business_group,
         sensitivity=governance.sensitivity,
-        lifecycle="draft" if draft else "pending_review",
+        lifecycle=lifecycle,
         is_latest=becomes_latest,
         published_by=caller.id,
     )

@@ -17,17 +17,18 @@ from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from authz_service.catalog import ToolEntry
 from registry.models import Server, ServerVersion
 from registry.service import VISIBLE, catalog_revision
 from registry.validation import GOVERNANCE_KEY
 
 __all__ = ["Snapshot", "SnapshotCache", "SnapshotServer", "build_snapshot"]
 
+# Defaults for the tool fields a publisher may omit, taken from the model that validates them downstream.
 _TOOL_DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "sensitivity": "internal",
-    "read_only": True,
-    "business_groups": [],
+    name: field.get_default(call_default_factory=True)
+    for name, field in ToolEntry.model_fields.items()
+    if not field.is_required()
 }
 
 
