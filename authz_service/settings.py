@@ -52,9 +52,30 @@ class Settings(BaseSettings):
     service_credentials: dict[str, str] = Field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
-    # Built-in development identity: the key that signs local tokens and whose JWKS Envoy trusts.
+    # The OAuth 2.1 authorization server (authz_service/identity): its issuer URL, its signing keys (whose
+    # JWKS Envoy trusts), and its state (clients, codes, refresh tokens) shared by every worker process.
     issuer: str = "http://127.0.0.1:8181"
     key_dir: Path = DEFAULT_STATE_DIR / "keys"
+    identity_database_url: str = f"sqlite:///{DEFAULT_STATE_DIR / 'identity.db'}"
+    directory_file: Path = Path("config/directory.yaml")
+    # The resources tokens may be issued for (RFC 8707): every server of the catalog under the gateway's
+    # public URL, plus these (the registry's URL, for instance).
+    gateway_url: str = "http://127.0.0.1:8080"
+    extra_resources: list[str] = Field(default_factory=list)
+    access_token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+    authorization_code_ttl_seconds: int = Field(default=60, ge=5, le=600)
+    # Key rotation: a new key is published this long before it signs (longer than any JWKS cache, Envoy's
+    # is 300 s), and a retired key stays published until every token it signed has expired.
+    key_activation_seconds: int = Field(default=330, ge=0)
+    # Login federation to an upstream OIDC provider (production); empty means the embedded directory.
+    upstream_issuer: str = ""
+    upstream_client_id: str = ""
+    upstream_client_secret: str = ""
+    upstream_groups_claim: str = "groups"
+    upstream_business_groups_claim: str = "business_groups"
+    # Client ID Metadata Documents over plain http on loopback: development only (refused in production).
+    allow_insecure_metadata_documents: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -20,7 +20,7 @@ from authz_service.policy_tools import check_references, explain, load_decider, 
 from authz_service.worker import PortInUseError
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.errors import GatewayError
-from portcullis.directory import DirectoryError, load_directory
+from authz_service.identity.directory import DirectoryError, load_directory
 from portcullis.up import PlatformError, UpOptions, run_up
 
 __all__ = ["main"]

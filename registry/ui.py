@@ -33,7 +33,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from gateway.config import canonical_uri
-from portcullis.directory import Directory, DirectoryError, load_directory
+from authz_service.identity.directory import Directory, DirectoryError, load_directory
 from registry import service
 from registry.api import Registry
 from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError
