@@ -65,7 +65,8 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
 
 class _Request(OAuth2Request):  # type: ignore[misc]
     def __init__(self, method: str, uri: str, headers: Mapping[str, str], pairs: list[tuple[str, str]]):
-        super().__init__(method=method, uri=uri, headers=dict(headers))
+        super().__init__(method=method, uri=uri)
+        self.headers = headers  # case-insensitive (Starlette's Headers): Authlib reads "Authorization"
         self.payload = _Payload(pairs)
         self.resource = ""
         self.subject_claims: dict[str, Any] = {}
@@ -94,7 +95,8 @@ class _Json(JsonPayload):  # type: ignore[misc]
 
 
 def json_request(uri: str, headers: Mapping[str, str], data: dict[str, Any]) -> JsonRequest:
-    request = JsonRequest("POST", uri, dict(headers))
+    request = JsonRequest("POST", uri)
+    request.headers = headers
     request.payload = _Json(data)
     return request
 
@@ -222,14 +224,19 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
             info.pop("client_secret_expires_at")
         return info
 
-    def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
-        uris = client_metadata.get("redirect_uris") or []
-        if not uris:
-            raise InvalidRedirectURIError("redirect_uris is required")
+    def extract_client_metadata(self, request: Any) -> dict[str, Any]:
+        # Redirect URIs first, so that a bad one is invalid_redirect_uri (RFC 7591 §3.2.2), not a generic error.
+        uris = request.payload.data.get("redirect_uris")
+        if not isinstance(uris, list) or not uris:
+            raise InvalidRedirectURIError("redirect_uris is required (a non-empty list)")
         for uri in uris:
-            problem = check_redirect_uri_allowed(uri)
+            problem = check_redirect_uri_allowed(uri) if isinstance(uri, str) else "not a string"
             if problem is not None:
                 raise InvalidRedirectURIError(f"{uri}: {problem}")
+        metadata: dict[str, Any] = super().extract_client_metadata(request)
+        return metadata
+
+    def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
         metadata = {
             **client_metadata,
             "token_endpoint_auth_method": client_metadata.get("token_endpoint_auth_method", "client_secret_basic"),
