@@ -41,7 +41,8 @@ _SESSION_COOKIE = "portcullis_session"
 _FEDERATION_COOKIE = "portcullis_federation"
 _PENDING_MAX_AGE = 600
 _SESSION_MAX_AGE = 8 * 3600
-_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"  # no form-action: the consent POST answers with a redirect to the client, which form-action would block
+# No form-action: the consent POST answers with a redirect to the client, which form-action would block.
+_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 _SCOPE_TEXT = {
     "mcp": "Use the MCP server's tools as you",
     "openid": "Know who you are",

@@ -79,9 +79,13 @@ class AuthServer:
         jwks = self.client.get("/.well-known/jwks.json").json()
         kid = jwt.get_unverified_header(token)["kid"]
         key = next(jwt.PyJWK(entry) for entry in jwks["keys"] if entry["kid"] == kid)
-        options = {"verify_aud": audience is not None}
         decoded: dict[str, Any] = jwt.decode(
-            token, key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER, options=options
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=ISSUER,
+            options={"verify_aud": audience is not None},
         )
         return decoded
 

@@ -33,6 +33,7 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 AGENT_SECRET = "internal-agent-dev-secret"
 DEMO_SECRET = "demo-server-dev-secret"
+_APP = "https://app.example/cb"
 _PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
@@ -211,7 +212,7 @@ class _MetadataDocument:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+                url = f"http://127.0.0.1:{self.server.server_port}{self.path}"  # type: ignore[attr-defined]
                 body = json.dumps({
                     "client_id": url,
                     "client_name": "Hosted agent",

@@ -131,7 +131,8 @@ def test_a_bad_authorization_request_returns_to_the_client_with_the_error_state_
 
 
 def test_two_resources_in_one_request_are_refused(server: AuthServer) -> None:
-    params = list(authorize_params(pkce()[1]).items()) + [("resource", REGISTRY)]
+    params: list[tuple[str, str | int | float | bool | None]] = [*authorize_params(pkce()[1]).items()]
+    params.append(("resource", REGISTRY))
     response = server.client.get("/authorize", params=params, follow_redirects=False)
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_target"]
 
