@@ -109,6 +109,8 @@ class Directory(BaseModel):
     @classmethod
     def _valid_clients(cls, value: dict[str, DirectoryClient]) -> dict[str, DirectoryClient]:
         for client_id, client in value.items():
+            if client_id in ("dynamic", "metadata_document"):
+                raise ValueError(f"client id {client_id!r} is reserved: policies use it for self-registered clients")
             if client_id.startswith(_RESERVED_CLIENT_PREFIXES) or not _CLIENT_NAME.fullmatch(client_id):
                 raise ValueError(f"client id {client_id!r}: lowercase letters, digits, '.', '_', '-' only")
             if client.token_endpoint_auth_method.startswith("client_secret") and not client.secret_hash:
