@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     # JWKS Envoy trusts), and its state (clients, codes, refresh tokens) shared by every worker process.
     issuer: str = "http://127.0.0.1:8181"
     key_dir: Path = DEFAULT_STATE_DIR / "keys"
-    identity_database_url: str = f"sqlite:///{DEFAULT_STATE_DIR / 'identity.db'}"
+    identity: bool = True  # off: only the policy decision point (tokens come from another issuer)
+    # Empty: SQLite next to the keys (the state directory). PostgreSQL works too (postgresql+psycopg://...).
+    identity_database_url: str = ""
     directory_file: Path = Path("config/directory.yaml")
     # The resources tokens may be issued for (RFC 8707): every server of the catalog under the gateway's
     # public URL, plus these (the registry's URL, for instance).
@@ -87,9 +89,21 @@ class Settings(BaseSettings):
                 raise ConfigurationError("placeholder registry credential in production")
             if self.shadow_mode:
                 raise ConfigurationError("global shadow mode is refused in production; shadow single servers instead")
+            if self.identity and not self.issuer.startswith("https://"):
+                raise ConfigurationError("the issuer must be an https URL in production")
+            if self.allow_insecure_metadata_documents:
+                raise ConfigurationError("client metadata documents over plain http are refused in production")
+        if self.upstream_issuer and (
+            not self.upstream_client_id or self.upstream_client_secret.lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ConfigurationError("login federation needs upstream_client_id and a real upstream_client_secret")
         if self.grpc_port <= self.http_port < self.grpc_port + self.workers:
             raise ConfigurationError("http_port collides with a gRPC worker port (grpc_port .. grpc_port+workers-1)")
         return self
+
+    def identity_database(self) -> str:
+        """The identity store's database URL."""
+        return self.identity_database_url or f"sqlite:///{self.key_dir.parent / 'identity.db'}"
 
     def grpc_ports(self) -> list[int]:
         """The gRPC port of every worker process."""

@@ -82,7 +82,7 @@ class IdentityProvider:
         self.settings = settings
         self.issuer = settings.issuer.rstrip("/")
         self.directory = DirectoryHolder(settings.directory_file)
-        self.store = IdentityStore(settings.identity_database_url, now=now)
+        self.store = IdentityStore(settings.identity_database(), now=now)
         self.clients = ClientRegistry(
             self.directory.get, self.store, allow_insecure_documents=settings.allow_insecure_metadata_documents
         )

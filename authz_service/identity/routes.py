@@ -192,6 +192,8 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        if identity.upstream is not None:  # federated: the directory's passwords are not a way in
+            return page("error.html", 400, error="invalid_request", description="sign in at the company's provider")
         pairs = await form_pairs(request)
         if isinstance(pairs, Response):
             return pairs

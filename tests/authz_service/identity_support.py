@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.identity import IdentityProvider, build_identity_router
-from authz_service.keys import SigningKey
+from authz_service.keys import KeyRing
 from authz_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,27 +31,6 @@ REGISTRY = "http://127.0.0.1:8282"
 REDIRECT = "http://127.0.0.1:5555/callback"
 PASSWORD = "portcullis"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-class KeyRing:  # TEMPORARY until authz_service.keys.KeyRing lands
-    def __init__(self, key: SigningKey):
-        self.key = key
-
-    @classmethod
-    def load_or_create(cls, key_dir: Path, *, activation_seconds: int) -> KeyRing:
-        return cls(SigningKey.generate())
-
-    def current(self) -> KeyRing:
-        return self
-
-    def sign(self, payload: dict[str, Any]) -> str:
-        return jwt.encode(payload, self.key._private_key, algorithm="RS256", headers={"kid": self.key.kid})
-
-    def public_key(self, kid: str) -> Any:
-        return self.key._private_key.public_key() if kid == self.key.kid else None
-
-    def jwks(self) -> dict[str, Any]:
-        return self.key.jwks()
 
 
 @dataclass
