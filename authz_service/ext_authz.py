@@ -4,6 +4,11 @@
                  -> Decider.decide (layer "edge")
                  -> CheckResponse (identity headers on allow; JSON-RPC error body on deny)
 
+jwt_authn lets a request without a valid token through to here (see `gateway.config.jwt_authn_config`): no
+verified claims is a 401 whose `WWW-Authenticate` names the server's RFC 9728 metadata and scope (from the
+route's context_extensions), with `error="invalid_token"` (RFC 6750 §3.1) when jwt_authn recorded why a
+presented token failed, and no error code when there was no token.
+
 Message classes come from `xds-protos` (protobuf upb): parsing a CheckRequest costs microseconds.
 """
 
@@ -28,6 +33,7 @@ from authz_service.mcp_request import McpCall, McpRequestError, read_mcp_calls
 
 __all__ = [
     "IDENTITY_HEADERS",
+    "JWT_FAILURE_KEY",
     "JWT_METADATA_NAMESPACE",
     "JWT_PAYLOAD_KEY",
     "AuthorizationServicer",
@@ -37,6 +43,11 @@ __all__ = [
 
 JWT_METADATA_NAMESPACE = "envoy.filters.http.jwt_authn"
 JWT_PAYLOAD_KEY = "jwt_payload"
+# jwt_authn's `failed_status_in_metadata` (gateway.config.JWT_FAILURE_KEY): {"code": float, "message": str}.
+JWT_FAILURE_KEY = "jwt_failure"
+# jwt_verify_lib's Status::JwtMissed. jwt_authn records it for a request without a token only when it has a
+# single provider (with several, nothing is recorded): either way, no token was presented.
+_JWT_MISSING = 1
 HEADER_PREFIX = "x-portcullis-"
 IDENTITY_HEADERS = (
     "x-portcullis-user",
@@ -52,7 +63,8 @@ _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _JSONRPC_FORBIDDEN = -32003
 _REASON_TEXT = {
-    "unauthenticated": "no verified token reached the gateway",
+    "unauthenticated": "this MCP server requires a bearer token (see WWW-Authenticate)",
+    "invalid_token": "the bearer token was refused",
     "token_audience_mismatch": "the token was not issued for this server",
     "server_not_approved": "server '{server}' is not approved for use",
     "client_not_allowed": "client application '{client}' may not use server '{server}'",
@@ -82,13 +94,18 @@ def _check(request: ext.CheckRequest, decider: Decider, identity: IdentityHeader
     attributes = request.attributes
     http = attributes.request.http
     headers = http.headers
-    server = attributes.context_extensions.get("server", "")
+    extensions = attributes.context_extensions
+    server = extensions.get("server", "")
     claims = _claims(attributes.metadata_context.filter_metadata)
     if not server or claims is None:
-        return _denied(401, "unauthenticated", _REASON_TEXT["unauthenticated"], None, None)
-    audience = attributes.context_extensions.get("audience", "")
+        failure = _token_failure(attributes.metadata_context.filter_metadata)
+        if failure is None:
+            return _unauthenticated(extensions, "unauthenticated", _REASON_TEXT["unauthenticated"], None)
+        return _unauthenticated(extensions, "invalid_token", f"{_REASON_TEXT['invalid_token']} ({failure})", failure)
+    audience = extensions.get("audience", "")
     if audience and audience not in _as_list(claims.get("aud")):
-        return _denied(401, "token_audience_mismatch", _REASON_TEXT["token_audience_mismatch"], None, None)
+        text = _REASON_TEXT["token_audience_mismatch"]
+        return _unauthenticated(extensions, "token_audience_mismatch", text, text)
     actor = _actor(claims)
     body = http.raw_body or http.body.encode()
     try:
@@ -119,11 +136,27 @@ def _claims(filter_metadata: Any) -> dict[str, Any] | None:
     if JWT_METADATA_NAMESPACE not in filter_metadata:
         return None
     namespace: struct_pb2.Struct = filter_metadata[JWT_METADATA_NAMESPACE]
-    if JWT_PAYLOAD_KEY not in namespace.fields:
+    # A failure recorded beside verified claims means a second, bad token: refused, so that nothing downstream
+    # can pick the bad one. (The gateway reads one Authorization header, so this is defense in depth.)
+    if JWT_PAYLOAD_KEY not in namespace.fields or JWT_FAILURE_KEY in namespace.fields:
         return None
     fields = namespace.fields[JWT_PAYLOAD_KEY].struct_value.fields
     # Only the claims the edge reads; converting the whole payload costs more than the decision on a cache hit.
     return {key: _value(fields[key]) for key in _USED_CLAIMS if key in fields}
+
+
+def _token_failure(filter_metadata: Any) -> str | None:
+    """Why jwt_authn refused the token the request presented; None when it presented none."""
+    if JWT_METADATA_NAMESPACE not in filter_metadata:
+        return None
+    namespace: struct_pb2.Struct = filter_metadata[JWT_METADATA_NAMESPACE]
+    if JWT_FAILURE_KEY not in namespace.fields:
+        return None
+    failure = namespace.fields[JWT_FAILURE_KEY].struct_value.fields
+    if "code" in failure and failure["code"].number_value == _JWT_MISSING:
+        return None
+    message = failure["message"].string_value if "message" in failure else ""
+    return message or "token verification failed"
 
 
 def _value(value: struct_pb2.Value) -> Any:
@@ -198,12 +231,30 @@ def _spoofed(client_headers: Iterable[str], ours: set[str]) -> list[str]:
     return [key for key in client_headers if key.startswith(HEADER_PREFIX) and key not in ours]
 
 
+def _unauthenticated(extensions: Any, reason: str, message: str, token_error: str | None) -> ext.CheckResponse:
+    """A 401 with the challenge of RFC 9728 §5.1: where the server's metadata is, and the scope to ask for.
+
+    `token_error` (the error description) is None when no token was presented: then no error code (RFC 6750 §3.1).
+    """
+    params = [f'{key}="{_quoted(extensions[key])}"' for key in ("resource_metadata", "scope") if extensions.get(key)]
+    if token_error is not None:
+        params += ['error="invalid_token"', f'error_description="{_quoted(token_error)}"']
+    challenge = "Bearer " + ", ".join(params) if params else "Bearer"
+    return _denied(401, reason, message, None, None, challenge)
+
+
+def _quoted(value: str) -> str:
+    """`value` fit for an RFC 9110 quoted-string without escapes."""
+    return value.replace("\\", "").replace('"', "'")
+
+
 def _denied(
     status: int,
     reason: str,
     message: str,
     decision: Decision | None,
     request_id: Any,
+    challenge: str | None = None,
 ) -> ext.CheckResponse:
     data: dict[str, Any] = {"reason": reason}
     if decision is not None:
@@ -221,8 +272,8 @@ def _denied(
     headers = [_header("content-type", "application/json")]
     if decision is not None:
         headers.append(_header("x-portcullis-decision-id", decision.decision_id))
-    if status == 401:
-        headers.append(_header("www-authenticate", f'Bearer error="invalid_token", error_description="{reason}"'))
+    if challenge is not None:
+        headers.append(_header("www-authenticate", challenge))
     grpc_code = code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED
     return ext.CheckResponse(
         status=status_pb2.Status(code=grpc_code, message=reason),

@@ -3,16 +3,23 @@
 Input is a `GatewaySpec` (from a catalog file, or from the registry's snapshot through `gateway.sync`);
 output is Envoy v3 resources as plain dicts. `build_config` puts them all in one static bootstrap;
 `gateway.dynamic` puts the listener and the server clusters in files Envoy watches instead.
+
+The gateway is the OAuth resource server of every MCP server behind it (MCP authorization spec):
+each server's RFC 9728 protected-resource metadata is a direct response of the route table, served
+without a token, and a request without a valid token for the server gets a 401 whose `WWW-Authenticate`
+points at that metadata. ext_authz writes that 401 (see `jwt_authn_config` for why jwt_authn lets such a
+request through to it), from the metadata URL and scope the route hands it in `context_extensions`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -20,6 +27,9 @@ from authz_service.catalog import Catalog
 
 __all__ = [
     "AUTHZ_CLUSTER",
+    "JWT_FAILURE_KEY",
+    "RESOURCE_METADATA_PATH",
+    "SERVER_SCOPE",
     "GatewaySpec",
     "RouteSpec",
     "admin",
@@ -28,6 +38,8 @@ __all__ = [
     "jwt_authn_config",
     "listener",
     "render_yaml",
+    "resource_metadata",
+    "resource_metadata_url",
     "route_config",
     "routes_from_catalog",
     "server_cluster_name",
@@ -44,6 +56,15 @@ JWT_FILTER = "envoy.filters.http.jwt_authn"
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+_JWT_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+_EXT_AUTHZ_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+# The one scope a token needs for an MCP server behind the gateway (the audience names the server).
+SERVER_SCOPE = "mcp"
+# RFC 9728 §3: the well-known URI of protected-resource metadata, inserted before the resource's path.
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
+# Where jwt_authn records why a presented token failed (`failed_status_in_metadata`); ext_authz reads it
+# (authz_service.ext_authz.JWT_FAILURE_KEY, the same string) to answer `error="invalid_token"`.
+JWT_FAILURE_KEY = "jwt_failure"
 # A DNS name Envoy can resolve (STRICT_DNS); anything else in a catalog is refused before it reaches Envoy.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
@@ -87,6 +108,23 @@ class GatewaySpec:
 def canonical_uri(public_url: str, server: str) -> str:
     """The canonical URI of a server behind the gateway: its token audience (one audience per server)."""
     return f"{public_url.rstrip('/')}/servers/{server}/mcp"
+
+
+def resource_metadata_url(resource: str) -> str:
+    """The URL of a resource's RFC 9728 metadata: the well-known path inserted between host and path (§3.1)."""
+    parts = urlsplit(resource)
+    return urlunsplit((parts.scheme, parts.netloc, RESOURCE_METADATA_PATH + parts.path.rstrip("/"), "", ""))
+
+
+def resource_metadata(route: RouteSpec, issuer: str) -> dict[str, Any]:
+    """A server's RFC 9728 protected-resource metadata: its canonical URI as resource, the issuer, the scope."""
+    return {
+        "resource": route.audience,
+        "authorization_servers": [issuer],
+        "scopes_supported": [SERVER_SCOPE],
+        "bearer_methods_supported": ["header"],
+        "resource_name": route.name,
+    }
 
 
 def routes_from_catalog(catalog: Catalog, public_url: str) -> tuple[RouteSpec, ...]:
@@ -161,7 +199,15 @@ def _is_ip(host: str) -> bool:
 
 
 def jwt_authn_config(spec: GatewaySpec) -> dict[str, Any]:
-    """The jwt_authn filter's config: a provider per server (issuer, the server's audience), a requirement each."""
+    """The jwt_authn filter's config: a provider per server (issuer, the server's audience), a requirement each.
+
+    With ext_authz, a server's requirement is its provider *or* `allow_missing_or_failed`: a request without
+    a valid token still reaches ext_authz, which refuses it with a 401 carrying the RFC 9728 challenge (Envoy's
+    own 401/403 cannot name the metadata). Only the provider's verifier runs (Envoy folds
+    `allow_missing_or_failed` into `requires_any`), so verified claims in metadata are always this server's,
+    and a failure is recorded under `JWT_FAILURE_KEY`. Without ext_authz (the benchmark's baseline) the
+    provider alone is required, so that mode never lets a request through without a valid token.
+    """
     providers = {}
     for route in spec.routes:
         providers[f"server-{route.name}"] = {
@@ -176,15 +222,25 @@ def jwt_authn_config(spec: GatewaySpec) -> dict[str, Any]:
                     "retry_back_off": {"base_interval": "0.2s", "max_interval": "3s"},
                 },
             },
+            # The header only, as the metadata says (`bearer_methods_supported`); never the default's query parameter.
+            "from_headers": [{"name": "Authorization", "value_prefix": "Bearer "}],
             "forward": True,  # the server verifies the token again (defense in depth)
             "payload_in_metadata": "jwt_payload",
+            "failed_status_in_metadata": JWT_FAILURE_KEY,
             "clock_skew_seconds": 30,
         }
     return {
         "@type": JWT_AUTHN_TYPE,
         "providers": providers,
-        "requirement_map": {route.name: {"provider_name": f"server-{route.name}"} for route in spec.routes},
+        "requirement_map": {route.name: _requirement(route, spec) for route in spec.routes},
     }
+
+
+def _requirement(route: RouteSpec, spec: GatewaySpec) -> dict[str, Any]:
+    provider = {"provider_name": f"server-{route.name}"}
+    if not spec.ext_authz:
+        return provider
+    return {"requires_any": {"requirements": [provider, {"allow_missing_or_failed": {}}]}}
 
 
 def _ext_authz(spec: GatewaySpec) -> dict[str, Any]:
@@ -221,16 +277,17 @@ def _ext_authz(spec: GatewaySpec) -> dict[str, Any]:
 
 
 def _route(route: RouteSpec, spec: GatewaySpec) -> dict[str, Any]:
-    per_filter: dict[str, Any] = {
-        JWT_FILTER: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
-            "requirement_name": route.name,
-        }
-    }
+    per_filter: dict[str, Any] = {JWT_FILTER: {"@type": _JWT_PER_ROUTE_TYPE, "requirement_name": route.name}}
     if spec.ext_authz:
+        context = {
+            "server": route.name,
+            "audience": route.audience,
+            "resource_metadata": resource_metadata_url(route.audience),
+            "scope": SERVER_SCOPE,
+        }
         per_filter[EXT_AUTHZ_FILTER] = {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-            "check_settings": {"context_extensions": {"server": route.name, "audience": route.audience}},
+            "@type": _EXT_AUTHZ_PER_ROUTE_TYPE,
+            "check_settings": {"context_extensions": context},
         }
     return {
         "name": route.name,
@@ -240,27 +297,59 @@ def _route(route: RouteSpec, spec: GatewaySpec) -> dict[str, Any]:
     }
 
 
+def _server_routes(route: RouteSpec, spec: GatewaySpec) -> list[dict[str, Any]]:
+    """A server's metadata routes, then its own route (which would otherwise take the root form's path)."""
+    body = json.dumps(resource_metadata(route, spec.issuer), separators=(",", ":"))
+    headers = (("access-control-allow-origin", "*"), ("cache-control", "public, max-age=300"))
+    # The path-inserted form (RFC 9728 §3.1), and the root form: what the server itself calls its root.
+    inserted = _get_or_head({"path": f"{RESOURCE_METADATA_PATH}/servers/{route.name}/mcp"})
+    root = _get_or_head({"path": f"/servers/{route.name}{RESOURCE_METADATA_PATH}"})
+    return [
+        _json_response(f"{route.name}/resource-metadata", inserted, 200, body, spec, headers),
+        _json_response(f"{route.name}/resource-metadata-root", root, 200, body, spec, headers),
+        _route(route, spec),
+    ]
+
+
+def _no_gateway_resource(spec: GatewaySpec) -> dict[str, Any]:
+    """The gateway's own metadata path: a 404, since a gateway-wide resource would be an audience no server takes."""
+    where = f"{RESOURCE_METADATA_PATH}/servers/<name>/mcp"
+    body = {"error": "not_found", "error_description": f"Protected-resource metadata is per MCP server, at {where}"}
+    match = _get_or_head({"path_separated_prefix": RESOURCE_METADATA_PATH})
+    text = json.dumps(body, separators=(",", ":"))
+    return _json_response("resource-metadata", match, 404, text, spec, (("access-control-allow-origin", "*"),))
+
+
+def _get_or_head(match: dict[str, Any]) -> dict[str, Any]:
+    """`match` for GET and HEAD only: other methods fall through to the routes below.
+
+    A new dict on each call, so that the YAML dump has no anchors.
+    """
+    return {**match, "headers": [{"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"}}}]}
+
+
 def _not_found(spec: GatewaySpec) -> dict[str, Any]:
     body = '{"jsonrpc":"2.0","id":null,"error":{"code":-32601,"message":"No such MCP server on this gateway"}}'
-    route: dict[str, Any] = {
-        "name": "not-found",
-        "match": {"prefix": "/"},
-        "direct_response": {"status": 404, "body": {"inline_string": body}},
-        "response_headers_to_add": [
-            {
-                "header": {"key": "content-type", "value": "application/json"},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
-        ],
-    }
+    return _json_response("not-found", {"prefix": "/"}, 404, body, spec)
+
+
+def _json_response(
+    name: str, match: dict[str, Any], status: int, body: str, spec: GatewaySpec, headers: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """A route Envoy answers itself with a JSON body, no token required and ext_authz not asked."""
+    per_filter: dict[str, Any] = {JWT_FILTER: {"@type": _JWT_PER_ROUTE_TYPE, "disabled": True}}
     if spec.ext_authz:
-        route["typed_per_filter_config"] = {
-            EXT_AUTHZ_FILTER: {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-                "disabled": True,
-            }
-        }
-    return route
+        per_filter[EXT_AUTHZ_FILTER] = {"@type": _EXT_AUTHZ_PER_ROUTE_TYPE, "disabled": True}
+    return {
+        "name": name,
+        "match": match,
+        "direct_response": {"status": status, "body": {"inline_string": body}},
+        "response_headers_to_add": [
+            {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for key, value in (("content-type", "application/json"), *headers)
+        ],
+        "typed_per_filter_config": per_filter,
+    }
 
 
 _ACCESS_LOG = {
@@ -350,11 +439,16 @@ def listener(
 
 
 def route_config(spec: GatewaySpec) -> dict[str, Any]:
-    """The route table: `/servers/<name>/` to the server's cluster for each server, anything else the JSON 404."""
+    """The route table, first match wins.
+
+    For each server: its protected-resource metadata (GET/HEAD, both forms), then `/servers/<name>/` to its
+    cluster. Then a JSON 404 for the gateway's own metadata path, and the JSON 404 for anything else.
+    """
+    routes = [route for server in spec.routes for route in _server_routes(server, spec)]
     return {
         "name": ROUTE_CONFIG_NAME,
         "virtual_hosts": [
-            {"name": "mcp", "domains": ["*"], "routes": [*(_route(r, spec) for r in spec.routes), _not_found(spec)]}
+            {"name": "mcp", "domains": ["*"], "routes": [*routes, _no_gateway_resource(spec), _not_found(spec)]}
         ],
     }
 

@@ -7,7 +7,7 @@ from RDS and its jwt_authn config from ECDS, both files too:
     <config_dir>/envoy.yaml      bootstrap: admin, static clusters, dynamic_resources -> lds.yaml, cds.yaml
     <config_dir>/lds.yaml        the gateway listener (filters; routes by RDS, jwt_authn by ECDS)
     <config_dir>/cds.yaml        one cluster per routed server
-    <config_dir>/rds.yaml        the route table: a route per server, then the JSON 404
+    <config_dir>/rds.yaml        the route table: per server its RFC 9728 metadata and its route, then the 404s
     <config_dir>/jwt_authn.yaml  the jwt_authn config: a provider (the server's audience) per server
 
 Why not routes and providers inline in the listener: any change to a listener makes Envoy drain the old one's
@@ -123,7 +123,7 @@ def render_cds(spec: GatewaySpec, *, version: str) -> dict[str, Any]:
 
 
 def render_rds(spec: GatewaySpec, *, version: str) -> dict[str, Any]:
-    """The RDS DiscoveryResponse: the route table, a route per server then the JSON 404."""
+    """The RDS DiscoveryResponse: the route table (see `gateway.config.route_config`)."""
     return {"version_info": version, "resources": [{"@type": _ROUTE_TYPE, **route_config(spec)}]}
 
 

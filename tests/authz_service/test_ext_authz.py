@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as ext
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2
 
-from authz_service.ext_authz import JWT_METADATA_NAMESPACE, check
+from authz_service.ext_authz import JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE, check
 from tests.authz_service.helpers import decider
 
 AUDIENCE = "http://127.0.0.1:8080/servers/demo/mcp"
+METADATA_URL = "http://127.0.0.1:8080/.well-known/oauth-protected-resource/servers/demo/mcp"
+CHALLENGE = f'Bearer resource_metadata="{METADATA_URL}", scope="mcp"'
 ALICE_CLAIMS = {"sub": "alice", "email": "alice@example.com", "aud": AUDIENCE, "client_id": "claude-desktop",
                 "groups": ["eng", "ads-eng"], "business_groups": ["ads"], "exp": 1.9e9}  # fmt: skip
 BOB_CLAIMS = {**ALICE_CLAIMS, "sub": "bob", "groups": ["eng"], "business_groups": ["search"]}
@@ -24,6 +27,7 @@ def _request(
     headers: dict[str, str] | None = None,
     body: Any = None,
     server: str = "demo",
+    failure: dict[str, Any] | None = None,
 ) -> ext.CheckRequest:
     request = ext.CheckRequest()
     http = request.attributes.request.http
@@ -32,10 +36,17 @@ def _request(
     http.headers.update(headers or {})
     if body is not None:
         http.raw_body = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request.attributes.context_extensions.update({"server": server, "audience": AUDIENCE})
-    if claims is not None:
+    request.attributes.context_extensions.update(
+        {"server": server, "audience": AUDIENCE, "resource_metadata": METADATA_URL, "scope": "mcp"}
+    )
+    # What jwt_authn writes: the verified payload, and/or why a presented token failed (failed_status_in_metadata).
+    metadata = {
+        **({"jwt_payload": claims} if claims is not None else {}),
+        **({JWT_FAILURE_KEY: failure} if failure else {}),
+    }
+    if metadata:
         payload = struct_pb2.Struct()
-        payload.update({"jwt_payload": claims})
+        payload.update(metadata)
         request.attributes.metadata_context.filter_metadata[JWT_METADATA_NAMESPACE].CopyFrom(payload)
     return request
 
@@ -119,11 +130,52 @@ def test_tools_call_without_a_name_is_a_400_denial() -> None:
     assert response.denied_response.status.code == 400
 
 
-def test_request_without_jwt_metadata_is_unauthenticated() -> None:
-    decide, _, _ = decider()
-    response = check(_request(None, body=_tool_call("whoami")), decide)
+def test_request_without_a_token_gets_the_metadata_challenge_without_an_error_code() -> None:
+    decide, _, log = decider()
+    response = check(_request(None, body=_tool_call("whoami", 7)), decide)
+    assert response.status.code == code_pb2.UNAUTHENTICATED
     assert response.denied_response.status.code == 401
-    assert "www-authenticate" in _headers(response)
+    assert _headers(response)["www-authenticate"] == CHALLENGE
+    assert _headers(response)["content-type"] == "application/json"
+    assert _error(response)["data"]["reason"] == "unauthenticated"
+    assert log.items == []  # refused before any decision
+
+
+def test_jwt_authn_record_of_a_missing_token_is_still_no_token() -> None:
+    # With a single provider, jwt_authn records "Jwt is missing" (code 1) even when no token was sent.
+    decide, _, _ = decider()
+    response = check(_request(None, failure={"code": 1.0, "message": "Jwt is missing"}), decide)
+    assert _headers(response)["www-authenticate"] == CHALLENGE
+    assert _error(response)["data"]["reason"] == "unauthenticated"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"code": 3.0, "message": "Jwt is expired"},
+        {"code": 24.0, "message": "Jwt issuer is not configured"},
+        {"code": 25.0, "message": "Audiences in Jwt are not allowed"},
+        {"code": 10.0, "message": 'Jwt verification "fails"'},
+    ],
+)
+def test_refused_token_gets_invalid_token_with_jwt_authns_reason(failure: dict[str, Any]) -> None:
+    decide, _, _ = decider()
+    response = check(_request(None, body=_tool_call("whoami"), failure=failure), decide)
+    assert response.denied_response.status.code == 401
+    description = failure["message"].replace('"', "'")
+    assert _headers(response)["www-authenticate"] == (
+        f'{CHALLENGE}, error="invalid_token", error_description="{description}"'
+    )
+    error = _error(response)
+    assert error["data"]["reason"] == "invalid_token"
+    assert failure["message"] in error["message"]
+
+
+def test_a_failed_token_beside_a_verified_one_is_refused() -> None:
+    decide, _, _ = decider()
+    response = check(_request(ALICE_CLAIMS, failure={"code": 3.0, "message": "Jwt is expired"}), decide)
+    assert response.denied_response.status.code == 401
+    assert 'error="invalid_token"' in _headers(response)["www-authenticate"]
 
 
 def test_token_for_another_server_is_refused_even_if_envoy_let_it_through() -> None:
@@ -132,6 +184,22 @@ def test_token_for_another_server_is_refused_even_if_envoy_let_it_through() -> N
     response = check(_request(claims, body=_tool_call("whoami")), decide)
     assert response.denied_response.status.code == 401
     assert _error(response)["data"]["reason"] == "token_audience_mismatch"
+    assert _headers(response)["www-authenticate"].startswith(f'{CHALLENGE}, error="invalid_token", ')
+
+
+def test_route_without_metadata_in_its_context_gets_a_bare_bearer_challenge() -> None:
+    decide, _, _ = decider()
+    request = _request(None)
+    del request.attributes.context_extensions["resource_metadata"]
+    del request.attributes.context_extensions["scope"]
+    assert _headers(check(request, decide))["www-authenticate"] == "Bearer"
+
+
+def test_a_denial_by_policy_carries_no_challenge() -> None:
+    decide, _, _ = decider()
+    response = check(_request(BOB_CLAIMS, body=_tool_call("get_revenue_metrics")), decide)
+    assert response.denied_response.status.code == 403
+    assert "www-authenticate" not in _headers(response)
 
 
 def test_get_stream_without_body_is_decided_as_connect() -> None:

@@ -65,10 +65,16 @@ def _leaves(group: BaseExceptionGroup[Any]) -> Any:
             yield exc
 
 
+def _challenge(platform: LocalPlatform) -> str:
+    """The RFC 9728 challenge: where the demo server's protected-resource metadata is, and the scope to ask for."""
+    metadata = f"{platform.gateway_url}/.well-known/oauth-protected-resource/servers/demo/mcp"
+    return f'Bearer resource_metadata="{metadata}", scope="mcp"'
+
+
 def test_request_without_token_gets_401_with_www_authenticate(platform: LocalPlatform) -> None:
     response = _call(platform, None)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["www-authenticate"] == _challenge(platform)  # no error code without a token
 
 
 @pytest.mark.parametrize(
@@ -87,11 +93,14 @@ def test_request_without_token_gets_401_with_www_authenticate(platform: LocalPla
 def test_invalid_token_is_refused_with_401(platform: LocalPlatform, make_token: Any) -> None:
     response = _call(platform, make_token(platform))
     assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith(f'{_challenge(platform)}, error="invalid_token", ')
+    assert response.json()["error"]["data"]["reason"] == "invalid_token"
 
 
 def test_token_for_another_audience_never_reaches_the_server(platform: LocalPlatform) -> None:
     response = _call(platform, platform.token(audience="http://127.0.0.1:1/servers/other/mcp"))
-    assert response.status_code in (401, 403)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert "result" not in response.text
 
 

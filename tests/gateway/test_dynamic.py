@@ -50,6 +50,11 @@ def _route_names(path: Path) -> list[str]:
     return _names(_resources(path)[0]["virtual_hosts"][0]["routes"])
 
 
+def _server_route_names(server: str) -> list[str]:
+    """A server's routes: its protected-resource metadata (two forms), then the server itself."""
+    return [f"{server}/resource-metadata", f"{server}/resource-metadata-root", server]
+
+
 @pytest.mark.parametrize("ext_authz", [True, False])
 @pytest.mark.parametrize("routes", [(), (ALPHA, BETA)], ids=["no-server", "two-servers"])
 def test_bootstrap_and_dynamic_files_pass_envoy_validate(
@@ -84,7 +89,7 @@ def test_bootstrap_takes_listener_and_clusters_from_files_in_a_watched_directory
 
 def test_gateway_without_a_catalog_routes_nothing_but_the_json_404(tmp_path: Path) -> None:
     write_dynamic_bootstrap(_spec(ALPHA), tmp_path)
-    assert _route_names(tmp_path / RDS_FILE) == ["not-found"]
+    assert _route_names(tmp_path / RDS_FILE) == ["resource-metadata", "not-found"]
     assert _resources(tmp_path / CDS_FILE) == []
     assert _resources(tmp_path / JWT_AUTHN_FILE)[0]["typed_config"]["providers"] == {}
 
@@ -97,13 +102,16 @@ def test_listener_does_not_change_when_servers_come_and_go(tmp_path: Path) -> No
 def test_each_server_gets_a_route_a_cluster_and_a_jwt_provider_for_its_audience(tmp_path: Path) -> None:
     write_dynamic_bootstrap(_spec(), tmp_path)
     write_dynamic_resources(_spec(ALPHA, BETA), tmp_path, version="r1")
-    assert _route_names(tmp_path / RDS_FILE) == ["alpha", "beta", "not-found"]
+    assert _route_names(tmp_path / RDS_FILE) == [
+        *_server_route_names("alpha"), *_server_route_names("beta"), "resource-metadata", "not-found",
+    ]  # fmt: skip
     assert _names(_resources(tmp_path / CDS_FILE)) == ["server-alpha", "server-beta"]
     jwt_authn = _resources(tmp_path / JWT_AUTHN_FILE)[0]["typed_config"]
     assert jwt_authn["providers"]["server-beta"]["audiences"] == [BETA.audience]
+    assert jwt_authn["providers"]["server-beta"]["failed_status_in_metadata"] == "jwt_failure"
     assert jwt_authn["requirement_map"] == {
-        "alpha": {"provider_name": "server-alpha"},
-        "beta": {"provider_name": "server-beta"},
+        name: {"requires_any": {"requirements": [{"provider_name": f"server-{name}"}, {"allow_missing_or_failed": {}}]}}
+        for name in ("alpha", "beta")
     }
     assert yaml.safe_load((tmp_path / RDS_FILE).read_text())["version_info"] == "r1"
 
@@ -137,7 +145,8 @@ def test_removed_server_keeps_its_cluster_until_its_route_is_gone(tmp_path: Path
     plan = plan_writes(_spec(BETA), tmp_path, version="r2")
     assert [name for name, _ in plan] == [CDS_FILE, JWT_AUTHN_FILE, RDS_FILE, CDS_FILE]
     assert _names(plan[0][1]["resources"]) == ["server-beta", "server-alpha"]
-    assert _names(plan[2][1]["resources"][0]["virtual_hosts"][0]["routes"]) == ["beta", "not-found"]
+    routes = _names(plan[2][1]["resources"][0]["virtual_hosts"][0]["routes"])
+    assert routes == [*_server_route_names("beta"), "resource-metadata", "not-found"]
     assert _names(plan[3][1]["resources"]) == ["server-beta"]
 
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _server(name: str, upstream: str | None = None) -> dict[str, Any]:
-    # The upstreams are closed ports: jwt_authn answers 401 before anything is forwarded.
+    # The upstreams are closed ports, never reached: ext_authz (unreachable, see ROUTED) refuses first.
     return {"name": name, "status": "approved", "owner_team": "platform", "upstream": upstream or "127.0.0.1:9"}
 
 
@@ -90,7 +90,7 @@ def registry() -> Iterator[SnapshotServer]:
 
 
 def _spec(listen_port: int = 8080, admin_port: int = 9901) -> GatewaySpec:
-    # authz_service and the JWKS issuer are closed ports: jwt_authn refuses a request without a token first.
+    # authz_service and the JWKS issuer are closed ports: nothing is forwarded to a server.
     return GatewaySpec(
         issuer="https://issuer.test.portcullis",
         jwks_uri=f"http://127.0.0.1:{free_port()}/jwks.json",
@@ -101,9 +101,19 @@ def _spec(listen_port: int = 8080, admin_port: int = 9901) -> GatewaySpec:
     )
 
 
+# An MCP request without a token to a routed server: jwt_authn passes it on to ext_authz, which is a closed port
+# here, so Envoy fails closed with 503 (status_on_error). An unrouted server is the catch-all's 404.
+ROUTED = 503
+
+
 def _status(gateway_url: str, server: str, http: httpx.Client | None = None) -> int:
-    """The status of an MCP request without a token: 401 (jwt_authn) when routed, 404 (the catch-all) when not."""
+    """The status of an MCP request without a token: `ROUTED` when routed, 404 (the catch-all) when not."""
     return (http or httpx).get(canonical_uri(gateway_url, server), timeout=5).status_code
+
+
+def _metadata(gateway_url: str, server: str, http: httpx.Client) -> httpx.Response:
+    """GET a server's protected-resource metadata (path-inserted form): served from the route table (RDS)."""
+    return http.get(f"{gateway_url}/.well-known/oauth-protected-resource/servers/{server}/mcp", timeout=5)
 
 
 def _stat(admin_url: str, name: str) -> int:
@@ -154,19 +164,22 @@ def test_server_added_to_the_snapshot_is_routed_and_removed_is_404_again_without
     with _gateway(tmp_path, registry.url) as gateway, httpx.Client() as kept_alive:
         pid = gateway.envoy.pid
         assert gateway.sync.wait_for_revision("r1", timeout=10)
-        assert _eventually(lambda: gateway.status("beta") == 401)
+        assert _eventually(lambda: gateway.status("beta") == ROUTED)
         missing = kept_alive.get(canonical_uri(gateway.url, "alpha"), timeout=5)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == -32601
 
         registry.publish("r2", _server("alpha"), _server("beta"))
-        assert _eventually(lambda: gateway.status("alpha") == 401)
-        assert gateway.status("alpha", kept_alive) == 401  # the connection opened before the change too
+        assert _eventually(lambda: gateway.status("alpha") == ROUTED)
+        assert gateway.status("alpha", kept_alive) == ROUTED  # the connection opened before the change too
+
+        assert _metadata(gateway.url, "alpha", kept_alive).json()["resource"] == canonical_uri(gateway.url, "alpha")
 
         registry.publish("r3", _server("beta"))
         assert _eventually(lambda: gateway.status("alpha") == 404)
         assert gateway.status("alpha", kept_alive) == 404
-        assert gateway.status("beta", kept_alive) == 401
+        assert _metadata(gateway.url, "alpha", kept_alive).status_code == 404  # its metadata leaves with it
+        assert gateway.status("beta", kept_alive) == ROUTED
 
         assert gateway.envoy.poll() is None and gateway.envoy.pid == pid
         assert _stat(gateway.admin_url, "listener_manager.listener_modified") == 0  # nothing was drained
@@ -178,7 +191,7 @@ def test_invalid_snapshot_keeps_the_last_good_routes(
 ) -> None:
     registry.publish("r1", _server("alpha"))
     with _gateway(tmp_path, registry.url) as gateway:
-        assert _eventually(lambda: gateway.status("alpha") == 401)
+        assert _eventually(lambda: gateway.status("alpha") == ROUTED)
 
         with caplog.at_level(logging.WARNING, logger="gateway.sync"):
             registry.publish("r2", _server("alpha", upstream="nope"), _server("beta"))
@@ -188,14 +201,14 @@ def test_invalid_snapshot_keeps_the_last_good_routes(
 
         assert gateway.sync.revision == "r1"
         assert "upstream" in (gateway.sync.last_error or "")
-        assert gateway.status("alpha") == 401
+        assert gateway.status("alpha") == ROUTED
         assert gateway.status("beta") == 404
         warnings = [r for r in caplog.records if r.name == "gateway.sync" and r.levelno == logging.WARNING]
         assert len(warnings) == 1  # once per problem, not once per poll
         assert warnings[0].exc_info is None and "\n" not in warnings[0].getMessage()
 
         registry.publish("r3", _server("beta"))
-        assert _eventually(lambda: gateway.status("beta") == 401)
+        assert _eventually(lambda: gateway.status("beta") == ROUTED)
         assert gateway.status("alpha") == 404
         assert gateway.sync.last_error is None
 
@@ -212,7 +225,7 @@ def test_unreachable_registry_at_start_leaves_only_the_catch_all_until_it_answer
         registry = SnapshotServer(registry_port)
         try:
             registry.publish("r1", _server("alpha"))
-            assert _eventually(lambda: gateway.status("alpha") == 401)
+            assert _eventually(lambda: gateway.status("alpha") == ROUTED)
             assert gateway.sync.revision == "r1"
         finally:
             registry.close()
@@ -278,11 +291,11 @@ def test_envoy_rejects_a_misspelt_field_in_a_dynamic_file_and_keeps_its_config(t
     envoy = start_envoy(write_dynamic_bootstrap(spec, directory, routes=True), tmp_path / "envoy.log")
     try:
         wait_http(f"{admin_url}/ready", process=envoy)
-        assert _status(url, "alpha") == 401
+        assert _status(url, "alpha") == ROUTED
         rejected = "extension_config_discovery.http_filter.envoy.filters.http.jwt_authn.update_rejected"
         jwt_authn = directory / JWT_AUTHN_FILE
         write_atomic(jwt_authn, jwt_authn.read_text().replace("requirement_map", "requirement_mapp"))
         assert _eventually(lambda: _stat(admin_url, rejected) == 1)
-        assert _status(url, "alpha") == 401  # not 403 "Wrong requirement_name": the old config still runs
+        assert _status(url, "alpha") == ROUTED  # not 403 "Wrong requirement_name": the old config still runs
     finally:
         stop_process(envoy)
