@@ -106,6 +106,7 @@ class LocalPlatform:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     registry_url: str = ""
     sync: GatewaySync | None = None
+    identity: bool = False
 
     @classmethod
     @contextmanager
@@ -118,6 +119,7 @@ class LocalPlatform:
         policy_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         registry: bool = False,
+        identity: bool = False,
     ) -> Iterator[LocalPlatform]:
         """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy.
 
@@ -127,6 +129,7 @@ class LocalPlatform:
         policies = workdir / "policies"
         shutil.copytree(policy_dir or ROOT / "policies", policies)
         demo_port, gateway_port, admin_port, http_port = free_port(), free_port(), free_port(), free_port()
+        registry_port = free_port()
         grpc_port = free_port_block(workers)
         catalog = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
         for server in catalog["servers"]:
@@ -137,6 +140,10 @@ class LocalPlatform:
         jwks = JwksServer(key.jwks())
         issuer = "https://issuer.test.portcullis"
         gateway_url = f"http://127.0.0.1:{gateway_port}"
+        jwks_url = jwks.url
+        if identity:  # the platform's own authorization server issues the tokens Envoy accepts
+            issuer = f"http://127.0.0.1:{http_port}"
+            jwks_url = f"{issuer}/.well-known/jwks.json"
         env = {
             **os.environ,
             "AUTHZ_HTTP_PORT": str(http_port),
@@ -148,9 +155,12 @@ class LocalPlatform:
             "AUTHZ_KEY_DIR": str(workdir / "keys"),
             "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
             "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET}),
+            "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
+            "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
+            "AUTHZ_GATEWAY_URL": gateway_url,
+            "AUTHZ_EXTRA_RESOURCES": json.dumps([f"http://127.0.0.1:{registry_port}"]),
             **(extra_env or {}),
         }
-        registry_port = free_port()
         registry_url = f"http://127.0.0.1:{registry_port}"
         if registry:
             env.pop("AUTHZ_CATALOG_FILE")
@@ -168,17 +178,18 @@ class LocalPlatform:
             catalog_file=catalog_file,
             authz_env=env,
             registry_url=registry_url if registry else "",
+            identity=identity,
         )
         try:
             if registry:
-                platform._start_registry(registry_port, demo_port, jwks.url, f"http://127.0.0.1:{http_port}")
+                platform._start_registry(registry_port, demo_port, jwks_url, f"http://127.0.0.1:{http_port}")
             platform.start_authz()
             demo = platform._spawn("demo", [sys.executable, "-m", "servers.demo", "--port", str(demo_port)], env)
             wait_http(f"http://127.0.0.1:{demo_port}/healthz", process=demo)
             authz_endpoints = tuple(("127.0.0.1", grpc_port + i) for i in range(workers))
             if registry:
                 spec = GatewaySpec(
-                    issuer, jwks.url, authz_endpoints, (), listen_port=gateway_port, admin_port=admin_port
+                    issuer, jwks_url, authz_endpoints, (), listen_port=gateway_port, admin_port=admin_port
                 )
                 snapshot_client = httpx.Client(headers={"Authorization": f"Bearer {SNAPSHOT_SECRET}"}, timeout=2)
                 platform.sync = GatewaySync(
@@ -189,7 +200,7 @@ class LocalPlatform:
                 spec = spec_from_catalog(
                     FileCatalogSource(catalog_file).load(),
                     issuer=issuer,
-                    jwks_uri=jwks.url,
+                    jwks_uri=jwks_url,
                     authz_endpoints=authz_endpoints,
                     public_url=gateway_url,
                     listen_port=gateway_port,
@@ -240,6 +251,9 @@ class LocalPlatform:
             "REGISTRY_SEED_DIR": str(seed),
             "REGISTRY_DECISION_LOG": str(self.decision_log),
         }
+        if self.identity:  # the web UI signs in through the platform's authorization server
+            env["REGISTRY_OAUTH_CLIENT_ID"] = "registry-ui"
+            env["REGISTRY_OAUTH_CLIENT_SECRET"] = "registry-ui-dev-secret"
         process = self._spawn("registry", [sys.executable, "-m", "registry"], env)
         wait_http(f"http://127.0.0.1:{port}/readyz", process=process)
 

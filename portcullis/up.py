@@ -166,7 +166,10 @@ def start(options: UpOptions) -> Platform:
         "REGISTRY_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
         "REGISTRY_DECISION_LOG": str(settings.decision_log),
         "REGISTRY_SESSION_SECRET": _service_credential(state, "session-secret"),
-        "REGISTRY_DEV_LOGIN": "true",  # the local platform only; refused in production
+        # The web UI signs people in through the built-in authorization server (the directory's registry-ui
+        # client and its development secret); the pick-a-person development login stays off.
+        "REGISTRY_OAUTH_CLIENT_ID": "registry-ui",
+        "REGISTRY_OAUTH_CLIENT_SECRET": "registry-ui-dev-secret",
     }
     env = {
         **os.environ,
@@ -180,6 +183,11 @@ def start(options: UpOptions) -> Platform:
         "AUTHZ_KEY_DIR": str(settings.key_dir),
         "AUTHZ_ISSUER": issuer,
         "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": authzen_secret, "registry": authzen_secret}),
+        # The built-in authorization server: users and clients from the directory, tokens for every server
+        # behind the gateway and for the registry.
+        "AUTHZ_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
+        "AUTHZ_GATEWAY_URL": gateway_url,
+        "AUTHZ_EXTRA_RESOURCES": json.dumps([registry_url]),
     }
     platform = Platform()
     try:
@@ -232,7 +240,7 @@ def run_up(options: UpOptions) -> int:
     print(
         "Portcullis is up (all on 127.0.0.1):\n"
         f"  gateway        {gateway}   (Envoy admin http://127.0.0.1:{options.admin_port})\n"
-        f"  registry       http://127.0.0.1:{options.registry_port}   (web UI; API /v0.1/servers; dev login on)\n"
+        f"  registry       http://127.0.0.1:{options.registry_port}   (web UI, sign in as alice..frank / portcullis; API /v0.1/servers)\n"
         f"  authz HTTP     http://127.0.0.1:{options.authz_http_port}   (AuthZEN, JWKS, /readyz, /metrics)\n"
         f"  authz gRPC     127.0.0.1:{options.authz_grpc_port}..{options.authz_grpc_port + options.workers - 1}"
         f"   (ext_authz, {options.workers} workers)\n"

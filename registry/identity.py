@@ -76,6 +76,7 @@ class TokenVerifier:
             id=subject,
             client=str(claims.get("client_id", "")),
             email=str(claims.get("email", "")),
+            name=str(claims.get("name", "")),
             groups=_strings(claims, "groups"),
             business_groups=_strings(claims, "business_groups"),
         )

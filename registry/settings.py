@@ -56,6 +56,9 @@ class RegistrySettings(BaseSettings):
 
     # Web UI: the signed session cookie, and a development login (pick a directory user) that is off by default.
     session_secret: str = ""
+    # Sign-in through the platform's authorization server (the registry is its confidential client).
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
     dev_login: bool = False
     directory_file: Path = Path("config/directory.yaml")
     decision_log: Path = Path(".portcullis/decisions.jsonl")
@@ -72,6 +75,8 @@ class RegistrySettings(BaseSettings):
             weak = [n for n, s in self.service_credentials.items() if s.lower() in _PLACEHOLDERS]
             if weak or self.authz_credential.lower() in _PLACEHOLDERS:
                 raise ConfigurationError("placeholder service credential in production")
+            if self.oauth_client_id and self.oauth_client_secret.lower() in _PLACEHOLDERS:
+                raise ConfigurationError("a real REGISTRY_OAUTH_CLIENT_SECRET is required in production")
             if self.seed_dir is not None:
                 raise ConfigurationError("seeding approved servers is for the local platform only")
         for review, group in self.reviews.items():

@@ -32,19 +32,22 @@ from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from gateway.config import canonical_uri
 from authz_service.identity.directory import Directory, DirectoryError, load_directory
+from gateway.config import canonical_uri
 from registry import service
 from registry.api import Registry
 from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError
 from registry.identity import Caller
 from registry.models import LIFECYCLE, Review, Server, ServerVersion
+from registry.oauth_login import LoginFailed, OAuthLogin, PendingLogin
 from registry.settings import ConfigurationError
 from registry.usage import UsageIndex
 
 __all__ = ["SESSION_COOKIE", "build_ui", "connect_snippets", "review_states"]
 
 SESSION_COOKIE = "portcullis_session"
+_LOGIN_COOKIE = "portcullis_registry_login"
+_LOGIN_MAX_AGE = 600
 SESSION_MAX_AGE_SECONDS = 12 * 3600
 HEALTH_TIMEOUT_SECONDS = 0.5
 UI_CLIENT = "registry-ui"
@@ -296,8 +299,8 @@ class _Pages:
         )
 
     def client_name(self, client: str) -> str:
-        known = self.directory.clients.get(client, {}) if self.directory else {}
-        return str(known.get("name", client))
+        known = self.directory.clients.get(client) if self.directory else None
+        return known.name if known is not None and known.name else client
 
     def render(
         self, session: UiSession, template: str, *, status: int = 200, path: str = "/", here: str = "", **context: Any
@@ -448,9 +451,54 @@ def build_ui(app: FastAPI, registry: Registry) -> None:
         session.flash(kind, text)
         return pages.redirect(session, _local_path(form.get("next") or "/ui/reviews"))
 
-    @app.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_page(request: Request) -> HTMLResponse:
+    oauth = OAuthLogin(settings, registry.verifier) if settings.oauth_client_id else None
+    pending_signer = URLSafeTimedSerializer(secret, salt="portcullis.registry.oauth-login")
+    secure = settings.public_url.lower().startswith("https://")
+
+    @app.get("/ui/login/oauth", include_in_schema=False)
+    def oauth_start(request: Request) -> Response:
         session = sessions.load(request)
+        if oauth is None:
+            return pages.message(session, 404, "Sign-in is not configured", "This registry has no single sign-on.")
+        try:
+            url, pending = oauth.start(_local_path(request.query_params.get("next")))
+        except LoginFailed as exc:
+            return pages.message(session, 503, "Sign-in is unavailable", str(exc), path="/ui/login")
+        response = RedirectResponse(url, status_code=303)
+        response.set_cookie(
+            _LOGIN_COOKIE, pending_signer.dumps(pending.__dict__), max_age=_LOGIN_MAX_AGE, httponly=True,
+            samesite="lax", secure=secure, path="/auth/callback",
+        )  # fmt: skip
+        return response
+
+    @app.get("/auth/callback", include_in_schema=False)
+    def oauth_callback(request: Request) -> Response:
+        session = sessions.load(request)
+        if oauth is None:
+            return pages.message(session, 404, "Sign-in is not configured", "This registry has no single sign-on.")
+        try:
+            raw = pending_signer.loads(request.cookies.get(_LOGIN_COOKIE, ""), max_age=_LOGIN_MAX_AGE)
+            caller = oauth.finish(dict(request.query_params), PendingLogin(**raw))
+        except BadSignature:
+            return pages.message(session, 400, "Sign-in expired", "This sign-in expired or did not start here.")
+        except (LoginFailed, RegistryError) as exc:
+            return pages.message(session, 400, "Sign-in failed", str(exc), path="/ui/login")
+        session.sign_in(
+            {"id": caller.id, "name": caller.name or caller.id, "email": caller.email,
+             "groups": list(caller.groups), "business_groups": list(caller.business_groups)}
+        )  # fmt: skip
+        session.flash("success", f"Signed in as {caller.name or caller.id}.")
+        response = pages.redirect(session, raw["next"])
+        response.delete_cookie(_LOGIN_COOKIE, path="/auth/callback")
+        return response
+
+    @app.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request) -> Response:
+        session = sessions.load(request)
+        if oauth is not None and not settings.dev_login:
+            return RedirectResponse(
+                "/ui/login/oauth?" + urlencode({"next": _local_path(request.query_params.get("next"))}), 303
+            )
         if not settings.dev_login or directory is None:
             return pages.message(
                 session, 404, "Sign-in is not configured",
@@ -459,7 +507,9 @@ def build_ui(app: FastAPI, registry: Registry) -> None:
             )  # fmt: skip
         people = sorted(directory.users.items())
         target = _local_path(request.query_params.get("next"))
-        return pages.render(session, "login.html", path="/ui/login", people=people, next=target)
+        return pages.render(
+            session, "login.html", path="/ui/login", people=people, next=target, oauth=oauth is not None
+        )
 
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:

@@ -3,7 +3,8 @@ consent pages, the token, registration, revocation, introspection and userinfo e
 login federation.
 
 The pages keep the pending authorization request and the login in signed, HttpOnly, SameSite cookies, so any
-worker process can serve any step. A request whose client or redirect URI is not valid never redirects (an open
+worker process can serve any step. Their names start with `portcullis_idp_`: cookies are not scoped by port, and
+the registry on the same host has a session cookie of its own. A request whose client or redirect URI is not valid never redirects (an open
 redirect); it gets an error page.
 """
 
@@ -36,9 +37,9 @@ __all__ = ["build_identity_router"]
 
 logger = logging.getLogger("portcullis.authz.identity")
 _HERE = Path(__file__).parent
-_PENDING_COOKIE = "portcullis_authorize"
-_SESSION_COOKIE = "portcullis_session"
-_FEDERATION_COOKIE = "portcullis_federation"
+_PENDING_COOKIE = "portcullis_idp_request"
+_SESSION_COOKIE = "portcullis_idp_session"
+_FEDERATION_COOKIE = "portcullis_idp_federation"
 _PENDING_MAX_AGE = 600
 _SESSION_MAX_AGE = 8 * 3600
 # No form-action: the consent POST answers with a redirect to the client, which form-action would block.

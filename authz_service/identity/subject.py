@@ -27,6 +27,7 @@ class Subject:
         """The identity claims of an access token (the edge and the servers decide on these)."""
         return {
             "email": self.email,
+            "name": self.name,
             "groups": list(self.groups),
             "business_groups": list(self.business_groups),
         }

@@ -1,7 +1,7 @@
 """What the authorization server issues: JWT access tokens (one audience each), OIDC ID tokens, opaque refresh
 tokens; and the check of its own access tokens (token exchange, introspection, revocation).
 
-Access-token claims: iss, sub, aud, exp, iat, nbf, jti, client_id, scope, email, groups, business_groups, and
+Access-token claims: iss, sub, aud, exp, iat, nbf, jti, client_id, scope, email, name, groups, business_groups, and
 `act` on a token obtained by token exchange (RFC 8693 §4.1).
 """
 

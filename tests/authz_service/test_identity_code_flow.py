@@ -172,7 +172,7 @@ def test_a_wrong_password_shows_the_login_again_and_issues_nothing(server: AuthS
     page = server.client.get("/authorize", params=authorize_params(pkce()[1]))
     answer = server.client.post("/login", data={"csrf": csrf_of(page.text), "username": "alice", "password": "nope"})
     assert answer.status_code == 401 and "Wrong user name or password" in answer.text
-    assert "portcullis_session" not in server.client.cookies
+    assert "portcullis_idp_session" not in server.client.cookies
 
 
 def test_login_and_consent_without_the_pending_request_cookie_are_refused(server: AuthServer) -> None:
