@@ -240,13 +240,15 @@ def run_up(options: UpOptions) -> int:
     print(
         "Portcullis is up (all on 127.0.0.1):\n"
         f"  gateway        {gateway}   (Envoy admin http://127.0.0.1:{options.admin_port})\n"
-        f"  registry       http://127.0.0.1:{options.registry_port}   (web UI, sign in as alice..frank / portcullis; API /v0.1/servers)\n"
-        f"  authz HTTP     http://127.0.0.1:{options.authz_http_port}   (AuthZEN, JWKS, /readyz, /metrics)\n"
+        f"  registry       http://127.0.0.1:{options.registry_port}   (web UI; API /v0.1/servers)\n"
+        f"  authz HTTP     http://127.0.0.1:{options.authz_http_port}   (OAuth 2.1 server, AuthZEN, JWKS, /metrics)\n"
         f"  authz gRPC     127.0.0.1:{options.authz_grpc_port}..{options.authz_grpc_port + options.workers - 1}"
         f"   (ext_authz, {options.workers} workers)\n"
         f"  demo server    {gateway}/servers/demo/mcp   (upstream 127.0.0.1:{options.demo_port})\n"
         f"  decision log   {state / 'decisions.jsonl'}\n"
         f"  logs           {state}/{{registry,authz,demo,envoy}}.log\n"
+        "Sign in (web UI or any MCP client with OAuth): users alice, bob, carol, dana, erin, frank;"
+        " password 'portcullis'\n"
         "Try it:\n"
         "  TOKEN=$(portcullis token --user alice --client claude-desktop --server demo)\n"
         f'  curl -s {gateway}/servers/demo/mcp -H "Authorization: Bearer $TOKEN" \\\n'
