@@ -6,7 +6,11 @@ and its client-credentials provider. The registry's web UI signs people in throu
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from portcullis.testing import LocalPlatform
 
 pytestmark = pytest.mark.e2e
+INSPECTOR_DIR = Path(__file__).parent / "inspector"  # package.json + lock pin @modelcontextprotocol/inspector
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 REDIRECT = "http://127.0.0.1:47123/callback"
 
@@ -170,3 +175,45 @@ def test_the_registry_web_ui_signs_people_in_through_the_authorization_server(pl
         assert "Dana Diaz" in back.text
         forged = browser.get(f"{platform.registry_url}/auth/callback?code=x&state=forged&iss={platform.issuer}")
         assert forged.status_code == 400
+
+
+def _inspector() -> Path:
+    """The pinned MCP Inspector CLI, installed from its lock file on first use (needs npm)."""
+    binary = INSPECTOR_DIR / "node_modules" / ".bin" / "mcp-inspector"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("PORTCULLIS_REQUIRE_INSPECTOR") == "1":
+            pytest.fail("npm is required for the MCP Inspector test")
+        pytest.skip("npm is not installed (set PORTCULLIS_REQUIRE_INSPECTOR=1 to make this a failure)")
+    subprocess.run(
+        [npm, "ci", "--engine-strict=false", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=INSPECTOR_DIR, check=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return binary
+
+
+def test_mcp_inspector_cli_lists_the_tools_through_the_gateway(platform: LocalPlatform, tmp_path: Path) -> None:
+    binary = _inspector()
+    token = httpx.post(
+        f"{platform.issuer}/token",
+        data={"grant_type": "client_credentials", "resource": platform.mcp_url("demo")},
+        auth=("internal-agent", "internal-agent-dev-secret"),
+    ).json()["access_token"]
+
+    def inspector(*headers: str) -> subprocess.CompletedProcess[str]:
+        command = [str(binary), "--cli", platform.mcp_url("demo"), "--transport", "http", "--method", "tools/list"]
+        for header in headers:
+            command += ["--header", header]
+        # The working directory's parent must hold no package.json (an Inspector 1.0 quirk): a pytest tmp dir.
+        return subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+
+    listed = inspector(f"Authorization: Bearer {token}")
+    assert listed.returncode == 0, listed.stderr
+    names = {tool["name"] for tool in json.loads(listed.stdout)["tools"]}
+    assert {"whoami", "echo", "get_revenue_metrics"} <= names
+    refused = inspector()
+    assert refused.returncode != 0 and "unauthenticated" in refused.stderr
