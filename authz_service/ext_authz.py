@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -57,7 +57,8 @@ IDENTITY_HEADERS = (
     "x-portcullis-client",
     "x-portcullis-decision-id",
 )
-_USED_CLAIMS = ("sub", "aud", "client_id", "azp", "email", "groups", "business_groups")
+_USED_CLAIMS = ("sub", "aud", "client_id", "azp", "email", "groups", "business_groups", "jti")
+_NOTHING_REVOKED: frozenset[str] = frozenset()
 _IDENTITY_CACHE_SIZE = 10_000
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -81,16 +82,26 @@ _REASON_TEXT = {
 logger = logging.getLogger("portcullis.authz.ext_authz")
 
 
-def check(request: ext.CheckRequest, decider: Decider, identity: IdentityHeaders | None = None) -> ext.CheckResponse:
-    """Decide one Envoy check request. Never raises: any failure is a denial."""
+def check(
+    request: ext.CheckRequest,
+    decider: Decider,
+    identity: IdentityHeaders | None = None,
+    revoked: Callable[[], frozenset[str]] | None = None,
+) -> ext.CheckResponse:
+    """Decide one Envoy check request. Never raises: any failure is a denial.
+
+    `revoked` gives the ids (jti) of revoked access tokens that have not expired yet: jwt_authn cannot know them.
+    """
     try:
-        return _check(request, decider, identity or IdentityHeaders())
+        return _check(request, decider, identity or IdentityHeaders(), revoked() if revoked else _NOTHING_REVOKED)
     except Exception:
         logger.exception("check failed; denied")
         return _denied(503, "internal_error", "the authorization service failed to decide", None, None)
 
 
-def _check(request: ext.CheckRequest, decider: Decider, identity: IdentityHeaders) -> ext.CheckResponse:
+def _check(
+    request: ext.CheckRequest, decider: Decider, identity: IdentityHeaders, revoked: frozenset[str]
+) -> ext.CheckResponse:
     attributes = request.attributes
     http = attributes.request.http
     headers = http.headers
@@ -106,6 +117,9 @@ def _check(request: ext.CheckRequest, decider: Decider, identity: IdentityHeader
     if audience and audience not in _as_list(claims.get("aud")):
         text = _REASON_TEXT["token_audience_mismatch"]
         return _unauthenticated(extensions, "token_audience_mismatch", text, text)
+    if revoked and claims.get("jti") in revoked:
+        text = "the token was revoked"
+        return _unauthenticated(extensions, "token_revoked", text, text)
     actor = _actor(claims)
     body = http.raw_body or http.body.encode()
     try:
@@ -292,9 +306,10 @@ class AuthorizationServicer(ext_grpc.AuthorizationServicer):  # type: ignore[mis
     `grpc.aio` for the same `check()` (the transport, not the decision, dominates a cache hit).
     """
 
-    def __init__(self, decider: Decider):
+    def __init__(self, decider: Decider, revoked: Callable[[], frozenset[str]] | None = None):
         self._decider = decider
         self._identity = IdentityHeaders()
+        self._revoked = revoked
 
     def Check(self, request: ext.CheckRequest, context: grpc.ServicerContext) -> ext.CheckResponse:  # noqa: N802
-        return check(request, self._decider, self._identity)
+        return check(request, self._decider, self._identity, self._revoked)

@@ -4,6 +4,7 @@ shared store, the client registry, the token issuer and the Authlib server, buil
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -22,6 +23,7 @@ from authz_service.settings import Settings
 
 __all__ = ["DirectoryHolder", "IdentityProvider", "load_or_create_session_secret"]
 
+logger = logging.getLogger("portcullis.authz.identity")
 _SESSION_SECRET_FILE = "session-secret"
 _DIRECTORY_CHECK_SECONDS = 1.0
 
@@ -115,6 +117,15 @@ class IdentityProvider:
                 business_groups_claim=settings.upstream_business_groups_claim,
             )
         self.session_secret = load_or_create_session_secret(settings.key_dir)
+        self.revoked: frozenset[str] = frozenset()
+        self.refresh_revocations()
+
+    def refresh_revocations(self) -> None:
+        """Re-read the ids of revoked, unexpired access tokens (the edge refuses them; jwt_authn cannot know)."""
+        try:
+            self.revoked = self.store.revoked_access_tokens()
+        except Exception:  # a database hiccup keeps the previous list; the next refresh tries again
+            logger.exception("could not read revoked access tokens; keeping the previous list")
 
     def login(self, username: str, password: str) -> Subject | None:
         """The directory user with this password, as a subject; None otherwise."""

@@ -187,6 +187,21 @@ def test_token_for_another_server_is_refused_even_if_envoy_let_it_through() -> N
     assert _headers(response)["www-authenticate"].startswith(f'{CHALLENGE}, error="invalid_token", ')
 
 
+def test_a_revoked_token_is_refused_although_its_signature_is_valid() -> None:
+    decide, _, _ = decider()
+    claims = {**ALICE_CLAIMS, "jti": "revoked-1"}
+    response = check(_request(claims, body=_tool_call("whoami")), decide, revoked=lambda: frozenset({"revoked-1"}))
+    assert response.denied_response.status.code == 401
+    assert _error(response)["data"]["reason"] == "token_revoked"
+    assert 'error="invalid_token"' in _headers(response)["www-authenticate"]
+    other = check(
+        _request({**claims, "jti": "live-1"}, body=_tool_call("whoami")),
+        decide,
+        revoked=lambda: frozenset({"revoked-1"}),
+    )
+    assert other.HasField("ok_response")
+
+
 def test_route_without_metadata_in_its_context_gets_a_bare_bearer_challenge() -> None:
     decide, _, _ = decider()
     request = _request(None)

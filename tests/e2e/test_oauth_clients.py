@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,27 @@ def test_the_registry_web_ui_signs_people_in_through_the_authorization_server(pl
         assert "Dana Diaz" in back.text
         forged = browser.get(f"{platform.registry_url}/auth/callback?code=x&state=forged&iss={platform.issuer}")
         assert forged.status_code == 400
+
+
+def test_a_revoked_access_token_is_refused_at_the_gateway_within_seconds(platform: LocalPlatform) -> None:
+    agent = ("internal-agent", "internal-agent-dev-secret")
+    data = {"grant_type": "client_credentials", "resource": platform.mcp_url("demo")}
+    token = httpx.post(f"{platform.issuer}/token", data=data, auth=agent).json()["access_token"]
+
+    def status() -> int:
+        response = httpx.post(
+            platform.mcp_url("demo"),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+        return response.status_code
+
+    assert status() == 200
+    assert httpx.post(f"{platform.issuer}/revoke", data={"token": token}, auth=agent).status_code == 200
+    deadline = time.monotonic() + 5
+    while status() != 401:
+        assert time.monotonic() < deadline, "the revoked token still passes the gateway"
+        time.sleep(0.1)
 
 
 def _inspector() -> Path:
