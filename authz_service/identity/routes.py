@@ -4,8 +4,8 @@ login federation.
 
 The pages keep the pending authorization request and the login in signed, HttpOnly, SameSite cookies, so any
 worker process can serve any step. Their names start with `portcullis_idp_`: cookies are not scoped by port, and
-the registry on the same host has a session cookie of its own. A request whose client or redirect URI is not valid never redirects (an open
-redirect); it gets an error page.
+the registry on the same host has a session cookie of its own. A request whose client or redirect URI is not
+valid never redirects (an open redirect); it gets an error page.
 """
 
 from __future__ import annotations
