@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -21,6 +22,11 @@ DEFAULT_POLICY_TIMEOUT_MS = 50
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "password"})
+
+
+def _https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 class Settings(BaseSettings):
@@ -89,8 +95,8 @@ class Settings(BaseSettings):
                 raise ConfigurationError("placeholder registry credential in production")
             if self.shadow_mode:
                 raise ConfigurationError("global shadow mode is refused in production; shadow single servers instead")
-            if self.identity and not self.issuer.startswith("https://"):
-                raise ConfigurationError("the issuer must be an https URL in production")
+            if self.identity and not _https_or_loopback(self.issuer):
+                raise ConfigurationError("the issuer must be an https URL in production (http only on loopback)")
             if self.allow_insecure_metadata_documents:
                 raise ConfigurationError("client metadata documents over plain http are refused in production")
         if self.upstream_issuer and (
