@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from authz_service.errors import ConfigurationError
 from authz_service.settings import Settings
 
-PRODUCTION = {"environment": "production", "service_credentials": {"registry": "a-long-real-secret-0123456789"}}
+
+def _production(**overrides: Any) -> Settings:
+    return Settings(
+        environment="production", service_credentials={"registry": "a-long-real-secret-0123456789"}, **overrides
+    )
 
 
 def test_production_refuses_a_plain_http_issuer_off_loopback() -> None:
     with pytest.raises(ConfigurationError, match="https"):
-        Settings(**PRODUCTION, issuer="http://auth.corp.example")
-    assert Settings(**PRODUCTION, issuer="https://auth.corp.example").issuer == "https://auth.corp.example"
-    assert Settings(**PRODUCTION, issuer="http://127.0.0.1:8181").issuer  # a single machine (compose on a laptop)
+        _production(issuer="http://auth.corp.example")
+    assert _production(issuer="https://auth.corp.example").issuer == "https://auth.corp.example"
+    assert _production(issuer="http://127.0.0.1:8181").issuer  # a single machine (compose on a laptop)
 
 
 def test_production_refuses_metadata_documents_over_http() -> None:
     with pytest.raises(ConfigurationError, match="metadata documents"):
-        Settings(**PRODUCTION, issuer="https://auth.corp.example", allow_insecure_metadata_documents=True)
+        _production(issuer="https://auth.corp.example", allow_insecure_metadata_documents=True)
 
 
 def test_federation_needs_a_client_id_and_a_real_secret() -> None:
@@ -30,5 +37,5 @@ def test_federation_needs_a_client_id_and_a_real_secret() -> None:
 
 
 def test_the_identity_store_defaults_to_sqlite_next_to_the_keys() -> None:
-    settings = Settings(key_dir="/var/lib/portcullis/keys")
+    settings = Settings(key_dir=Path("/var/lib/portcullis/keys"))
     assert settings.identity_database() == "sqlite:////var/lib/portcullis/identity.db"
