@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from authz_service.authzen import AuthzenError, authzen_configuration, build_router
+from authz_service.identity.routes import build_identity_router
 from authz_service.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -49,11 +50,14 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/.well-known/jwks.json")
     async def jwks() -> JSONResponse:
-        return JSONResponse(runtime.signing_key.jwks(), headers={"Cache-Control": "public, max-age=300"})
+        # Every published key, pending ones included: caches (Envoy's: 300 s) hold a key before it signs.
+        return JSONResponse(runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/.well-known/authzen-configuration")
     async def configuration() -> dict[str, str]:
         return authzen_configuration(settings.issuer.rstrip("/"))
 
     app.include_router(build_router(settings, runtime.decider))
+    if runtime.identity is not None:
+        app.include_router(build_identity_router(runtime.identity, max_body_bytes=settings.max_body_bytes))
     return app

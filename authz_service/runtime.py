@@ -11,7 +11,8 @@ from authz_service.catalog import EMPTY_REVISION, Catalog, CatalogSource, FileCa
 from authz_service.decision import Decider, decision_record
 from authz_service.decision_log import DecisionLog
 from authz_service.errors import CatalogError, PolicyLoadError
-from authz_service.keys import SigningKey, load_or_create_signing_key
+from authz_service.identity.provider import IdentityProvider
+from authz_service.keys import KeyRing
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
 from authz_service.settings import Settings
@@ -76,9 +77,10 @@ class Runtime:
 
     Raises:
         CatalogError: the catalog cannot be loaded (the service refuses to start without one).
+        KeyRingError: the signing-key ring in `settings.key_dir` is corrupt.
     """
 
-    def __init__(self, settings: Settings, *, signing_key: SigningKey | None = None):
+    def __init__(self, settings: Settings, *, keys: KeyRing | None = None):
         self.settings = settings
         self.metrics = Metrics()
         self.engine = PolicyEngine(settings.policy_dir, timeout_ms=settings.policy_timeout_ms, on_reload=self._counted)
@@ -106,7 +108,10 @@ class Runtime:
             shadow_mode=settings.shadow_mode,
             shadow_servers=frozenset(settings.shadow_servers),
         )
-        self.signing_key = signing_key or load_or_create_signing_key(settings.key_dir)
+        self.keys = keys or KeyRing.load_or_create(settings.key_dir, activation_seconds=settings.key_activation_seconds)
+        self.identity: IdentityProvider | None = None
+        if settings.identity:
+            self.identity = IdentityProvider(settings, catalog=self.catalog.current, keys=self.keys)
 
     def _counted(self, success: bool) -> None:
         (self.metrics.reloads if success else self.metrics.reload_failures).inc()
@@ -126,6 +131,18 @@ class Runtime:
             await asyncio.sleep(interval)
             await asyncio.to_thread(self.catalog.reload)
 
+    def revoked_tokens(self) -> frozenset[str]:
+        """The ids of revoked access tokens that have not expired (empty without the built-in identity)."""
+        return self.identity.revoked if self.identity is not None else frozenset()
+
+    async def follow_revocations(self, stop: asyncio.Event | None = None, interval: float = 1.0) -> None:
+        """Refresh the revoked-token list every `interval` seconds until cancelled or `stop` is set."""
+        if self.identity is None:
+            return
+        while stop is None or not stop.is_set():
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.identity.refresh_revocations)
+
     async def watch(self, stop: asyncio.Event | None = None) -> None:
         """Reload policies and a file catalog when their files change (runs until cancelled or `stop` is set)."""
         from watchfiles import awatch
@@ -142,3 +159,5 @@ class Runtime:
 
     def close(self) -> None:
         self.log.close()
+        if self.identity is not None:
+            self.identity.close()

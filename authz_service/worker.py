@@ -29,7 +29,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from authz_service.ext_authz import AuthorizationServicer
 from authz_service.http_app import create_app
-from authz_service.keys import load_or_create_signing_key
+from authz_service.identity.provider import load_or_create_session_secret
+from authz_service.identity.store import IdentityStore
+from authz_service.keys import KeyRing
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings
 
@@ -104,7 +106,8 @@ async def _serve_worker(settings: Settings, index: int) -> None:
         futures.ThreadPoolExecutor(max_workers=_GRPC_THREADS, thread_name_prefix="ext-authz"),
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
     )
-    ext_grpc.add_AuthorizationServicer_to_server(AuthorizationServicer(runtime.decider), server)
+    servicer = AuthorizationServicer(runtime.decider, revoked=runtime.revoked_tokens)
+    ext_grpc.add_AuthorizationServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = settings.grpc_port + index
@@ -124,6 +127,7 @@ async def _serve_worker(settings: Settings, index: int) -> None:
     if settings.watch:
         tasks.append(asyncio.create_task(runtime.watch()))
     tasks.append(asyncio.create_task(runtime.follow_catalog()))
+    tasks.append(asyncio.create_task(runtime.follow_revocations()))
     try:
         await http.serve(sockets=[_shared_socket(settings.host, settings.http_port)])
     finally:
@@ -143,7 +147,11 @@ def serve(settings: Settings) -> int:
     """Run the service until SIGINT/SIGTERM; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s authz %(levelname)s %(message)s")
     check_ports_free(settings.host, [settings.http_port, *settings.grpc_ports()])
-    load_or_create_signing_key(settings.key_dir)  # once, before workers race to create it
+    # Once, before the workers: the first key (or the import of a legacy one) is made here, not in a race.
+    KeyRing.load_or_create(settings.key_dir, activation_seconds=settings.key_activation_seconds)
+    if settings.identity:  # the same for the login-cookie secret and the identity store's tables
+        load_or_create_session_secret(settings.key_dir)
+        IdentityStore(settings.identity_database()).close()
     metrics_dir = tempfile.mkdtemp(prefix="portcullis-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the spawned workers
     context = multiprocessing.get_context("spawn")

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, col
 
-from authz_service.keys import load_or_create_signing_key
+from authz_service.keys import KeyRing
 from bench.decision_bench import percentile
 from portcullis.processes import running
 from portcullis.testing import free_port, wait_http
@@ -247,7 +247,7 @@ def serve(database_url: str, workdir: Path) -> Iterator[Stack]:
         key_dir=workdir / "keys",
     )
     authzen_secret = secrets.token_urlsafe(24)
-    load_or_create_signing_key(stack.key_dir)  # before authz_service starts: it loads this key
+    KeyRing.load_or_create(stack.key_dir, activation_seconds=0)  # before authz_service starts: it loads this ring
     authz_env = {
         **os.environ,
         "AUTHZ_HTTP_PORT": str(authz_port),
@@ -395,7 +395,7 @@ def prepare(database_url: str, *, servers: int, tools: int) -> Prepared:
 
 def measure_served(stack: Stack, prepared: Prepared, result: BackendResult, *, requests: int) -> None:
     """Every read path through the running registry, into `result`."""
-    key = load_or_create_signing_key(stack.key_dir)
+    key = KeyRing(stack.key_dir).current()
 
     def bearer(user: str) -> dict[str, str]:
         claims = {"email": f"{user}@example.com", "groups": ["eng", "ads-eng"], "business_groups": ["ads"]}

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,12 +16,13 @@ from pydantic import ValidationError
 from authz_service.catalog import FileCatalogSource
 from authz_service.decision import Actor, ResourceRef
 from authz_service.errors import AuthzError
-from authz_service.keys import load_or_create_signing_key
+from authz_service.identity.directory import DirectoryError, load_directory
+from authz_service.keys import KeyRing
 from authz_service.policy_tools import check_references, explain, load_decider, run_cases
+from authz_service.settings import Settings
 from authz_service.worker import PortInUseError
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.errors import GatewayError
-from authz_service.identity.directory import DirectoryError, load_directory
 from portcullis.up import PlatformError, UpOptions, run_up
 
 __all__ = ["main"]
@@ -101,22 +103,78 @@ def _policy_explain(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else 3
 
 
+def _key_dir(args: argparse.Namespace) -> Path:
+    return Path(args.key_dir) if args.key_dir else project_root() / ".portcullis" / "keys"
+
+
 def _token(args: argparse.Namespace) -> int:
+    # Read before the settings: a federated deployment's settings may be incomplete on a developer's machine.
+    upstream = os.environ.get("AUTHZ_UPSTREAM_ISSUER", "").strip()
+    if upstream:
+        print(
+            f"portcullis: login is federated to {upstream} (AUTHZ_UPSTREAM_ISSUER): "
+            "dev tokens are only for the embedded directory",
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings()
+    # A token may not outlive its key's publication: after a rotation, a key stays in the JWKS for one access
+    # token lifetime (plus skew) past its last signature.
+    ttl = settings.access_token_ttl_seconds if args.ttl is None else args.ttl
+    if not 0 < ttl <= settings.access_token_ttl_seconds:
+        raise AuthzError(
+            f"--ttl must be between 1 and {settings.access_token_ttl_seconds} s (AUTHZ_ACCESS_TOKEN_TTL_SECONDS)"
+        )
     root = project_root()
     directory = load_directory(args.directory or root / "config" / "directory.yaml")
     user = directory.user(args.user)
     directory.client(args.client)
-    key = load_or_create_signing_key(root / ".portcullis" / "keys")
-    token = key.mint(
+    ring = KeyRing.load_or_create(_key_dir(args), activation_seconds=settings.key_activation_seconds)
+    token = ring.current().mint(
         issuer=args.issuer,
         subject=args.user,
         audience=args.resource.rstrip("/") if args.resource else canonical_uri(args.gateway, args.server),
         client_id=args.client,
         claims={"email": user.email, "groups": user.groups, "business_groups": user.business_groups, "scope": "mcp"},
-        ttl_seconds=args.ttl,
+        ttl_seconds=ttl,
     )
     print(token)
     return 0
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    settings = Settings()
+    ring = KeyRing(_key_dir(args))
+    activate_in = settings.key_activation_seconds if args.activate_in is None else args.activate_in
+    key = ring.rotate(activation_seconds=activate_in, token_ttl_seconds=settings.access_token_ttl_seconds)
+    for entry in ring.entries():
+        if entry.kid == key.kid:
+            print(f"new key {key.kid}: published now, signs from {_when(entry.active_from)} (in {activate_in} s)")
+        elif ring.state(entry) != "retired":
+            print(f"key {entry.kid}: {ring.state(entry)}, published until {_when(entry.retire_at)}")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    ring = KeyRing(_key_dir(args))
+    row = "{:<43}  {:<20}  {:<20}  {:<20}  {}"
+    print(row.format("KID", "CREATED", "ACTIVE FROM", "RETIRE AT", "STATE"))
+    for entry in ring.entries():
+        times = (_when(entry.created_at), _when(entry.active_from), _when(entry.retire_at))
+        print(row.format(entry.kid, *times, ring.state(entry)))
+    return 0
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not {text!r}")
+    return int(text)
 
 
 def _gateway_config(args: argparse.Namespace) -> int:
@@ -195,9 +253,26 @@ def _parser() -> argparse.ArgumentParser:
     audience.add_argument("--resource", help="the audience URI itself, e.g. the registry http://127.0.0.1:8282")
     token.add_argument("--gateway", default="http://127.0.0.1:8080")
     token.add_argument("--issuer", default="http://127.0.0.1:8181")
-    token.add_argument("--ttl", type=int, default=3600)
+    token.add_argument("--ttl", type=int, help="seconds (default and maximum: AUTHZ_ACCESS_TOKEN_TTL_SECONDS)")
     token.add_argument("--directory", type=Path)
+    token.add_argument("--key-dir", type=Path, help="the signing-key ring (default: .portcullis/keys)")
     token.set_defaults(run=_token)
+
+    keys = commands.add_parser("keys", help="the authorization server's signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_commands.add_parser(
+        "rotate", help="publish a new signing key now; it signs after --activate-in, the old one retires after"
+    )
+    rotate.add_argument(
+        "--activate-in", type=_seconds, metavar="SECONDS",
+        help="delay before the new key signs, longer than every JWKS cache (the gateway's: 300 s); "
+        "default: AUTHZ_KEY_ACTIVATION_SECONDS (330)",
+    )  # fmt: skip
+    rotate.set_defaults(run=_keys_rotate)
+    listing = keys_commands.add_parser("list", help="every key: created, active from, retire at, state")
+    listing.set_defaults(run=_keys_list)
+    for sub in (rotate, listing):
+        sub.add_argument("--key-dir", type=Path, help="the signing-key ring (default: .portcullis/keys)")
 
     gateway = commands.add_parser("gateway", help="the Envoy gateway")
     gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True)

@@ -176,7 +176,18 @@ def test_decisions_reach_the_log_file_as_json_lines(runtime: Runtime, client: Te
     assert SECRET not in lines[0]
 
 
-def test_jwks_publishes_the_signing_key_with_kid(client: TestClient, runtime: Runtime) -> None:
-    keys = client.get("/.well-known/jwks.json").json()["keys"]
-    assert keys[0]["kid"] == runtime.signing_key.kid and "d" not in keys[0]
-    assert (runtime.settings.key_dir / "signing-key.pem").stat().st_mode & 0o777 == 0o600
+def test_jwks_publishes_the_signing_key_with_kid_and_no_private_parts(client: TestClient, runtime: Runtime) -> None:
+    response = client.get("/.well-known/jwks.json")
+    keys = response.json()["keys"]
+    assert [key["kid"] for key in keys] == [runtime.keys.current().kid]
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(keys[0])
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert (runtime.settings.key_dir / f"{keys[0]['kid']}.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_jwks_publishes_a_rotated_key_before_it_signs(client: TestClient, runtime: Runtime) -> None:
+    old = runtime.keys.current()
+    new = runtime.keys.rotate(activation_seconds=330, token_ttl_seconds=600)
+    kids = [key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]]
+    assert kids == [old.kid, new.kid]
+    assert runtime.keys.current().kid == old.kid
