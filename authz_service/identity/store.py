@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, make_url, update
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -116,11 +118,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def _owner_only_sqlite_file(database_url: str) -> None:
+    """Create a SQLite file 0600 before SQLite does (it would use the umask); its journals inherit the mode."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class IdentityStore:
     """The shared state, over SQLite (default, one file per deployment) or PostgreSQL."""
 
-    def __init__(self, database_url: str, *, now: Any = time.time):
+    def __init__(self, database_url: str, *, now: Callable[[], float] = time.time):
         self._now = now
+        _owner_only_sqlite_file(database_url)
         connect_args = {"check_same_thread": False} if database_url.startswith("sqlite") else {}
         self.engine: Engine = create_engine(database_url, connect_args=connect_args)
         if database_url.startswith("sqlite"):
@@ -199,7 +215,7 @@ class IdentityStore:
                 .where(
                     AuthorizationCode.code_hash == digest,  # type: ignore[arg-type]
                     AuthorizationCode.used == False,  # type: ignore[arg-type]  # noqa: E712
-                    AuthorizationCode.expires_at > self._now(),
+                    AuthorizationCode.expires_at > self._now(),  # type: ignore[arg-type]
                     AuthorizationCode.client_id == client_id,  # type: ignore[arg-type]
                 )
                 .values(used=True)
@@ -258,7 +274,7 @@ class IdentityStore:
                     RefreshToken.token_hash == digest,  # type: ignore[arg-type]
                     RefreshToken.used == False,  # type: ignore[arg-type]  # noqa: E712
                     RefreshToken.revoked == False,  # type: ignore[arg-type]  # noqa: E712
-                    RefreshToken.expires_at > self._now(),
+                    RefreshToken.expires_at > self._now(),  # type: ignore[arg-type]
                     RefreshToken.client_id == client_id,  # type: ignore[arg-type]
                 )
                 .values(used=True)

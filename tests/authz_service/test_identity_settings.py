@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from authz_service.errors import ConfigurationError
+from authz_service.identity.store import IdentityStore
 from authz_service.settings import Settings
 
 
@@ -39,3 +40,13 @@ def test_federation_needs_a_client_id_and_a_real_secret() -> None:
 def test_the_identity_store_defaults_to_sqlite_next_to_the_keys() -> None:
     settings = Settings(key_dir=Path("/var/lib/portcullis/keys"))
     assert settings.identity_database() == "sqlite:////var/lib/portcullis/identity.db"
+
+
+def test_the_identity_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    store = IdentityStore(f"sqlite:///{tmp_path / 'state' / 'identity.db'}")
+    store.revoke_access_token("a-jti", 2e9)
+    store.close()
+    for name in ("identity.db", "identity.db-wal", "identity.db-shm"):
+        path = tmp_path / "state" / name
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, name
