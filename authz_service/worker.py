@@ -137,9 +137,18 @@ async def _serve_worker(settings: Settings, index: int) -> None:
         runtime.close()
 
 
+def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def _worker_main(settings: Settings, index: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s authz[{index}] %(levelname)s %(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    # uvicorn handles SIGTERM while it serves, then restores the previous handler and raises the signal again.
+    # With the default handler that kill skipped the clean-up below (queued decision-log lines, the identity
+    # store, the gRPC server's grace); this handler turns it into SystemExit, which runs every `finally`.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     asyncio.run(_serve_worker(settings, index))
 
 
