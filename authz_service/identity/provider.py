@@ -26,6 +26,7 @@ __all__ = ["DirectoryHolder", "IdentityProvider", "load_or_create_session_secret
 logger = logging.getLogger("portcullis.authz.identity")
 _SESSION_SECRET_FILE = "session-secret"
 _DIRECTORY_CHECK_SECONDS = 1.0
+_PURGE_INTERVAL_SECONDS = 600.0
 
 
 def load_or_create_session_secret(key_dir: Path) -> str:
@@ -118,12 +119,18 @@ class IdentityProvider:
             )
         self.session_secret = load_or_create_session_secret(settings.key_dir)
         self.revoked: frozenset[str] = frozenset()
+        self._purged = time.monotonic()  # the first purge waits an interval: workers start together
         self.refresh_revocations()
 
     def refresh_revocations(self) -> None:
-        """Re-read the ids of revoked, unexpired access tokens (the edge refuses them; jwt_authn cannot know)."""
+        """Re-read the ids of revoked, unexpired access tokens (the edge refuses them; jwt_authn cannot know);
+        now and then, delete what has expired from the store.
+        """
         try:
             self.revoked = self.store.revoked_access_tokens()
+            if time.monotonic() - self._purged > _PURGE_INTERVAL_SECONDS:
+                self._purged = time.monotonic()
+                self.store.purge_expired()
         except Exception:  # a database hiccup keeps the previous list; the next refresh tries again
             logger.exception("could not read revoked access tokens; keeping the previous list")
 

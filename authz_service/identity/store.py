@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, make_url, update
+from sqlalchemy import Engine, delete, event, make_url, update
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -332,6 +332,32 @@ class IdentityStore:
             except Exception:  # a concurrent insert of the same id: also a replay
                 return False
         return True
+
+    def purge_expired(self, *, keep_seconds: float = 3600) -> int:
+        """Delete what can no longer be used: expired codes, refresh tokens, revocations and assertion ids.
+
+        A used code or rotated refresh token is kept until it expires (plus `keep_seconds` for codes), so that
+        presenting it again is still recognized as a replay. Returns the number of rows deleted.
+        """
+        now = self._now()
+        deleted = 0
+        with self._session() as session:
+            for table, cutoff in (
+                (AuthorizationCode, now - keep_seconds),
+                (RefreshToken, now),
+                (RevokedAccessToken, now),
+                (UsedAssertion, now),
+            ):
+                result = session.execute(delete(table).where(table.expires_at < cutoff))  # type: ignore[arg-type]
+                deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+            session.execute(
+                delete(RegisteredClient).where(
+                    RegisteredClient.kind == "metadata_document",  # type: ignore[arg-type]
+                    RegisteredClient.expires_at < now,  # type: ignore[arg-type,operator]
+                )
+            )
+            session.commit()
+        return deleted
 
     def close(self) -> None:
         self.engine.dispose()

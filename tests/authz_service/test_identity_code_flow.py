@@ -257,3 +257,15 @@ def test_pages_forbid_framing_and_scripts(server: AuthServer) -> None:
     page = server.client.get("/authorize", params=authorize_params(pkce()[1]))
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert "<script" not in page.text
+
+
+def test_expired_codes_and_refresh_tokens_are_purged_but_a_fresh_replay_is_still_caught(server: AuthServer) -> None:
+    code, verifier = code_flow(server)
+    first = exchange_code(server, code, verifier).json()
+    store = server.identity.store
+    assert store.purge_expired() == 0  # nothing has expired: the used code still catches a replay
+    assert exchange_code(server, code, verifier).json()["error"] == "invalid_grant"
+    server.clock.offset = server.settings.refresh_token_ttl_seconds + 1
+    assert store.purge_expired() >= 2  # the code and the (now revoked) refresh tokens
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "claude-desktop"}
+    assert server.client.post("/token", data=data).json()["error"] == "invalid_grant"
