@@ -27,6 +27,11 @@ logger = logging.getLogger("portcullis.authz.identity")
 _SESSION_SECRET_FILE = "session-secret"
 _DIRECTORY_CHECK_SECONDS = 1.0
 _PURGE_INTERVAL_SECONDS = 600.0
+# Password guessing: after this many failures for a user name, or from one address (higher: people behind one
+# proxy share it), within the window, sign-ins pause until the window ends, answered before any hashing.
+_MAX_FAILURES_PER_USER = 10
+_MAX_FAILURES_PER_ADDRESS = 50
+_FAILURE_WINDOW_SECONDS = 900.0
 
 
 def load_or_create_session_secret(key_dir: Path) -> str:
@@ -134,11 +139,21 @@ class IdentityProvider:
         except Exception:  # a database hiccup keeps the previous list; the next refresh tries again
             logger.exception("could not read revoked access tokens; keeping the previous list")
 
-    def login(self, username: str, password: str) -> Subject | None:
-        """The directory user with this password, as a subject; None otherwise."""
+    def login_throttled(self, username: str, address: str) -> bool:
+        """Whether sign-ins for this user name or from this address are paused after too many failures."""
+        window = _FAILURE_WINDOW_SECONDS
+        return (
+            self.store.failures([f"user:{username.lower()}"], window) >= _MAX_FAILURES_PER_USER
+            or self.store.failures([f"address:{address}"], window) >= _MAX_FAILURES_PER_ADDRESS
+        )
+
+    def login(self, username: str, password: str, *, address: str = "") -> Subject | None:
+        """The directory user with this password, as a subject; None otherwise (and the failure is counted)."""
         user = self.directory.get().authenticate(username, password)
         if user is None:
+            self.store.record_failure([f"user:{username.lower()}", f"address:{address}"], _FAILURE_WINDOW_SECONDS)
             return None
+        self.store.clear_failures(f"user:{username.lower()}")
         return Subject(
             sub=username,
             email=user.email,

@@ -206,8 +206,15 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
             grant = await run_in_threadpool(validate_pending, pending[0])
         except OAuth2Error as error:
             return authorization_error(error, dict(pending[0]).get("state"))
-        username = form.get("username", "").strip()
-        subject = await run_in_threadpool(identity.login, username, form.get("password", ""))
+        username = form.get("username", "").strip()[:256]
+        address = request.client.host if request.client else ""
+        if await run_in_threadpool(identity.login_throttled, username, address):
+            logger.warning("sign-ins paused after repeated failures")  # never the name typed
+            return page(
+                "login.html", 429, client=grant.request.client, csrf=pending[1], username=username,
+                error="Too many failed sign-ins. Wait 15 minutes and try again.",
+            )  # fmt: skip
+        subject = await run_in_threadpool(identity.login, username, form.get("password", ""), address=address)
         if subject is None:
             logger.info("login failed for a directory user")  # never the name or password typed
             return page(

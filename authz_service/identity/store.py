@@ -85,6 +85,15 @@ class UsedAssertion(SQLModel, table=True):
     expires_at: float
 
 
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins per key (a user name, a client address) in the current window."""
+
+    __tablename__ = "login_failures"
+    key: str = Field(primary_key=True, max_length=320)
+    window_start: float
+    count: int = 0
+
+
 @dataclass(frozen=True)
 class CodeGrant:
     """What an authorization code stands for."""
@@ -149,6 +158,7 @@ class IdentityStore:
                 RefreshToken.__table__,  # type: ignore[attr-defined]
                 RevokedAccessToken.__table__,  # type: ignore[attr-defined]
                 UsedAssertion.__table__,  # type: ignore[attr-defined]
+                LoginFailure.__table__,  # type: ignore[attr-defined]
             ],
         )
 
@@ -332,6 +342,35 @@ class IdentityStore:
             except Exception:  # a concurrent insert of the same id: also a replay
                 return False
         return True
+
+    # Failed sign-ins (password guessing is throttled before the password is even hashed)
+
+    def failures(self, keys: list[str], window: float) -> int:
+        """The largest count of failed sign-ins in the current window among `keys`."""
+        now = self._now()
+        with self._session() as session:
+            rows = session.exec(select(LoginFailure).where(LoginFailure.key.in_(keys)))  # type: ignore[attr-defined]
+            return max((row.count for row in rows if row.window_start > now - window), default=0)
+
+    def record_failure(self, keys: list[str], window: float) -> None:
+        now = self._now()
+        with self._session() as session:
+            for key in keys:
+                row = session.get(LoginFailure, key)
+                if row is None or row.window_start <= now - window:
+                    session.merge(LoginFailure(key=key, window_start=now, count=1))
+                else:
+                    row.count += 1
+                    session.add(row)
+            try:
+                session.commit()
+            except Exception:  # a concurrent first failure for the same key: that one counted
+                session.rollback()
+
+    def clear_failures(self, key: str) -> None:
+        with self._session() as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.key == key))  # type: ignore[arg-type]
+            session.commit()
 
     def purge_expired(self, *, keep_seconds: float = 3600) -> int:
         """Delete what can no longer be used: expired codes, refresh tokens, revocations and assertion ids.

@@ -269,3 +269,18 @@ def test_expired_codes_and_refresh_tokens_are_purged_but_a_fresh_replay_is_still
     assert store.purge_expired() >= 2  # the code and the (now revoked) refresh tokens
     data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "claude-desktop"}
     assert server.client.post("/token", data=data).json()["error"] == "invalid_grant"
+
+
+def test_repeated_wrong_passwords_pause_sign_ins_for_that_user_before_any_hashing(server: AuthServer) -> None:
+    page = server.client.get("/authorize", params=authorize_params(pkce()[1]))
+    csrf = csrf_of(page.text)
+    for _ in range(10):
+        wrong = server.client.post("/login", data={"csrf": csrf, "username": "alice", "password": "guess"})
+        assert wrong.status_code == 401
+    paused = server.client.post("/login", data={"csrf": csrf, "username": "alice", "password": PASSWORD})
+    assert paused.status_code == 429 and "Too many failed sign-ins" in paused.text
+    other = server.client.post("/login", data={"csrf": csrf, "username": "bob", "password": PASSWORD})
+    assert other.status_code == 200  # another person is not locked out by alice's attacker
+    server.clock.offset = 901
+    again = server.client.post("/login", data={"csrf": csrf, "username": "alice", "password": PASSWORD})
+    assert again.status_code == 200
