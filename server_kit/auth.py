@@ -1,0 +1,209 @@
+"""Bearer-token authentication inside the server (defense in depth behind the gateway's jwt_authn).
+
+`TokenVerifier` checks a JWT: signature against the issuer's JWKS (keys cached by `kid`), issuer, audience
+(this server's canonical URI), expiry and the required scope. `BearerAuth` is pure ASGI middleware around the
+MCP app: a request without a valid token gets 401 with the RFC 9728 challenge (`resource_metadata`, `scope`,
+and `error="invalid_token"` when a token was presented); a valid one leaves a `Caller` in the ASGI scope.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio.to_thread
+import jwt
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server_kit.caller import CALLER_SCOPE_KEY, Caller, caller_from_claims
+from server_kit.errors import IssuerUnavailable, Unauthenticated
+
+__all__ = ["BearerAuth", "TokenVerifier", "challenge", "protected_resource_metadata"]
+
+logger = logging.getLogger("portcullis.kit.auth")
+_ALGORITHMS = ["RS256", "ES256"]
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+_MAX_KID_CHARS = 128
+_UNKNOWN_KID_SECONDS = 10.0  # an unknown kid refetches the JWKS at most this often
+_MAX_REMEMBERED_KIDS = 1_000
+
+
+def protected_resource_metadata(*, resource: str, issuer: str, scope: str, name: str) -> dict[str, Any]:
+    """This server's RFC 9728 protected-resource metadata (the same document the gateway serves)."""
+    return {
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "scopes_supported": [scope] if scope else [],
+        "bearer_methods_supported": ["header"],
+        "resource_name": name,
+    }
+
+
+def _quoted(value: str) -> str:
+    """`value` fit for an RFC 9110 quoted-string without escapes."""
+    return value.replace("\\", "").replace('"', "'")
+
+
+def challenge(*, resource_metadata_url: str, scope: str, error: str = "", description: str = "") -> str:
+    """The `WWW-Authenticate` value (RFC 6750 §3, RFC 9728 §5.1); no error code when no token was presented."""
+    params = [f'resource_metadata="{_quoted(resource_metadata_url)}"']
+    if scope:
+        params.append(f'scope="{_quoted(scope)}"')
+    if error:
+        params.append(f'error="{error}"')
+        if description:
+            params.append(f'error_description="{_quoted(description)}"')
+    return "Bearer " + ", ".join(params)
+
+
+class TokenVerifier:
+    """Verifies access tokens for one audience."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str,
+        required_scope: str = "",
+        leeway_seconds: int = 30,
+        jwks_cache_seconds: int = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._issuer = issuer
+        self._audience = audience
+        self._required_scope = required_scope
+        self._leeway = leeway_seconds
+        self._ttl = float(jwks_cache_seconds)
+        self._clock = clock
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=max(1, jwks_cache_seconds), timeout=5)
+        self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
+        self._unknown: dict[str, float] = {}
+
+    async def _key(self, token: str) -> jwt.PyJWK:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise Unauthenticated("the token is not a JWT") from None
+        if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID_CHARS:
+            raise Unauthenticated("the token names no usable key id")
+        now = self._clock()
+        cached = self._keys.get(kid)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        if now - self._unknown.get(kid, -_UNKNOWN_KID_SECONDS) < _UNKNOWN_KID_SECONDS:
+            raise Unauthenticated("the token is signed by an unknown key")
+        try:
+            # PyJWKClient fetches with urllib (blocking): off the event loop, and only on a cache miss.
+            key = await anyio.to_thread.run_sync(self._jwks.get_signing_key, kid)
+        except jwt.PyJWKClientConnectionError:
+            logger.warning("cannot fetch the issuer's JWKS")
+            raise IssuerUnavailable("the issuer's keys cannot be fetched; try again shortly") from None
+        except jwt.PyJWKClientError:
+            if len(self._unknown) >= _MAX_REMEMBERED_KIDS:
+                self._unknown.clear()
+            self._unknown[kid] = now
+            raise Unauthenticated("the token is signed by an unknown key") from None
+        self._keys[kid] = (key, now)
+        return key
+
+    async def verify(self, token: str, headers: Mapping[str, str]) -> Caller:
+        """The caller behind a bearer token; `headers` (lower-case names) give only correlation ids.
+
+        Raises:
+            Unauthenticated: bad signature, issuer, audience, expiry, shape (`invalid_token`), or a missing
+                scope (`insufficient_scope`).
+            IssuerUnavailable: the key is not cached and the JWKS cannot be fetched.
+        """
+        key = await self._key(token)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=_ALGORITHMS,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated("the token was not issued for this server") from None
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token ({type(exc).__name__})") from None
+        caller = caller_from_claims(claims, token, headers)
+        if self._required_scope and self._required_scope not in caller.scopes:
+            raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
+        return caller
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request through it needs a valid bearer token for this server."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        *,
+        resource_metadata_url: str,
+        scope: str,
+        on_refused: Callable[[str], None] | None = None,
+    ):
+        self._app = app
+        self._verifier = verifier
+        self._metadata_url = resource_metadata_url
+        self._scope = scope
+        self._on_refused = on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers: dict[str, str] = {}
+        authorizations = 0
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            authorizations += name == "authorization"
+            headers[name] = raw_value.decode("latin-1")
+        try:
+            scope[CALLER_SCOPE_KEY] = await self._verifier.verify(_bearer(headers, authorizations), headers)
+        except Unauthenticated as exc:
+            await self._refuse(send, exc.error, str(exc))
+            return
+        except IssuerUnavailable as exc:
+            await _send_json(send, 503, {"error": "temporarily_unavailable", "error_description": str(exc)}, {})
+            return
+        await self._app(scope, receive, send)
+
+    async def _refuse(self, send: Send, error: str, description: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(error or "missing_token")
+        logger.info("request refused: %s (%s)", error or "missing_token", description)
+        status = 403 if error == "insufficient_scope" else 401
+        www = challenge(
+            resource_metadata_url=self._metadata_url, scope=self._scope, error=error, description=description
+        )
+        body = {"error": error or "unauthorized", "error_description": description}
+        await _send_json(send, status, body, {"www-authenticate": www})
+
+
+def _bearer(headers: Mapping[str, str], count: int) -> str:
+    if count == 0:
+        raise Unauthenticated("this MCP server requires a bearer token (see WWW-Authenticate)", error="")
+    scheme, _, token = headers["authorization"].partition(" ")
+    token = token.strip()
+    if count > 1 or scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("expected one 'Authorization: Bearer <token>' header", error="invalid_request")
+    return token
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

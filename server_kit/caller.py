@@ -1,0 +1,111 @@
+"""Who is calling: built from the claims of a verified token, never from identity headers alone.
+
+A tool receives the caller by declaring a parameter annotated `Caller`; the kit fills it and keeps it out of
+the tool's input schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server_kit.errors import Unauthenticated
+
+__all__ = ["CALLER_SCOPE_KEY", "DECISION_ID_HEADER", "REQUEST_ID_HEADER", "Caller", "caller_from_claims"]
+
+# Where the bearer middleware leaves the verified caller in the ASGI scope (an ASGI extension key).
+CALLER_SCOPE_KEY = "portcullis.caller"
+# The edge decision's id, set by the gateway (ext_authz overwrites what a client sent). Used for correlation only.
+DECISION_ID_HEADER = "x-portcullis-decision-id"
+REQUEST_ID_HEADER = "x-request-id"
+_MAX_HEADER_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The person (or agent) behind a request, and the client application acting for them.
+
+    Attributes:
+        user: the token's subject (`sub`).
+        client_id: the client application (`client_id`, else `azp`).
+        email, name: from the token, "" when absent.
+        groups, business_groups: sorted, from the token.
+        scopes: the token's scopes.
+        decision_id: the gateway's (edge) decision id for this request, "" when reached directly.
+        request_id: the request id Envoy assigned, "" when absent.
+    """
+
+    user: str
+    client_id: str = ""
+    email: str = ""
+    name: str = ""
+    groups: tuple[str, ...] = ()
+    business_groups: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    decision_id: str = ""
+    request_id: str = ""
+    # The verified bearer token: only for token exchange (RFC 8693) to a downstream, never forwarded or logged.
+    _token: str = field(default="", repr=False, compare=False)
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """The AuthZEN subject for this caller."""
+        return {
+            "type": "user",
+            "id": self.user,
+            "properties": {
+                "client_id": self.client_id,
+                "email": self.email,
+                "groups": list(self.groups),
+                "business_groups": list(self.business_groups),
+            },
+        }
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
+        """Everything about the caller a decision depends on."""
+        return (self.user, self.client_id, self.email, self.groups, self.business_groups)
+
+
+def _strings(claims: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = claims.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Unauthenticated(f"token claim {key!r} must be a list of strings")
+    return tuple(sorted(value))
+
+
+def _text(claims: Mapping[str, Any], key: str) -> str:
+    value = claims.get(key, "")
+    if not isinstance(value, str):
+        raise Unauthenticated(f"token claim {key!r} must be a string")
+    return value
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name, "")
+    # Printable and short: it goes into logs.
+    return value[:_MAX_HEADER_CHARS] if value.isprintable() else ""
+
+
+def caller_from_claims(claims: Mapping[str, Any], token: str, headers: Mapping[str, str]) -> Caller:
+    """The caller of verified `claims`; `headers` (lower-case names) give only correlation ids.
+
+    Raises:
+        Unauthenticated: a claim has the wrong shape.
+    """
+    user = _text(claims, "sub")
+    if not user:
+        raise Unauthenticated("token has no subject")
+    return Caller(
+        user=user,
+        client_id=_text(claims, "client_id") or _text(claims, "azp"),
+        email=_text(claims, "email"),
+        name=_text(claims, "name"),
+        groups=_strings(claims, "groups"),
+        business_groups=_strings(claims, "business_groups"),
+        scopes=tuple(_text(claims, "scope").split()),
+        decision_id=_header(headers, DECISION_ID_HEADER),
+        request_id=_header(headers, REQUEST_ID_HEADER),
+        _token=token,
+    )

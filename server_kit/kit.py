@@ -1,0 +1,218 @@
+"""`Kit`: a governed MCP server on the SDK's `MCPServer`, declared at import and built by `create_app(settings)`.
+
+    kit = Kit("demo")
+
+    @kit.tool()
+    @guarded(arguments=["region"])
+    def get_revenue_metrics(region: str | None = None) -> list[dict[str, Any]]: ...
+
+    app = kit.create_app(KitSettings.from_env("demo"))   # or: python -m server_kit serve mymodule:kit
+
+The app serves stateless streamable HTTP at `/mcp` behind `BearerAuth`, and without a token: `/healthz`,
+`/metrics` and the RFC 9728 metadata at `/.well-known/oauth-protected-resource` (the gateway maps
+`/servers/<name>/` to `/`). Nothing is built at import time; building refuses a tool that is neither guarded
+nor public.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import ToolAnnotations
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from server_kit.auth import BearerAuth, TokenVerifier, protected_resource_metadata
+from server_kit.authz import Authorizer
+from server_kit.errors import ConfigurationError, GuardError, UnguardedToolError
+from server_kit.guards import Guard, Public, access_of, tool_parameters
+from server_kit.observability import KitMetrics
+from server_kit.settings import RESOURCE_METADATA_PATH, KitSettings
+from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool
+
+__all__ = ["Kit"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SERVER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a route segment and a DNS label
+
+
+class Kit:
+    """A governed MCP server: tools declared with `tool()`, each `@guarded(...)` or `@public(reason=...)`."""
+
+    def __init__(self, name: str, *, title: str | None = None, instructions: str | None = None, version: str = ""):
+        """Declare a server.
+
+        Raises:
+            ConfigurationError: `name` is not a lower-case DNS label (it names the route, audience and policies).
+        """
+        if not isinstance(name, str) or not _SERVER_NAME.fullmatch(name):
+            raise ConfigurationError(f"server name {name!r} must be a lower-case DNS label (a-z, 0-9, '-')")
+        self.name = name
+        self.title = title
+        self.instructions = instructions
+        self.version = version
+        self._tools: dict[str, ToolSpec] = {}
+
+    def tool(
+        self,
+        name: str | None = None,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        structured_output: bool | None = None,
+    ) -> Callable[[_F], _F]:
+        """Declare a tool (the SDK's `MCPServer.tool` options). Stack `@guarded(...)` or `@public(...)` with it.
+
+        A parameter annotated `Caller` receives the verified caller and is not part of the input schema.
+
+        Raises:
+            GuardError: used without parentheses, on a non-function, or a second tool with the same name.
+        """
+        if callable(name):
+            raise GuardError("use @kit.tool() with parentheses")
+
+        def decorate(fn: _F) -> _F:
+            tool_parameters(fn, "@kit.tool()")
+            tool_name = name or fn.__name__
+            if tool_name in self._tools:
+                raise GuardError(f"server {self.name!r} already has a tool named {tool_name!r}")
+            self._tools[tool_name] = ToolSpec(fn, tool_name, title, description, annotations, structured_output)
+            return fn
+
+        return decorate
+
+    @property
+    def tools(self) -> dict[str, Guard | Public | None]:
+        """Every declared tool and its marker (None: neither guarded nor public)."""
+        return {name: access_of(spec.fn) for name, spec in self._tools.items()}
+
+    def check(self) -> dict[str, Guard | Public]:
+        """Every tool's marker, once each has one.
+
+        Raises:
+            UnguardedToolError: some tools are neither guarded nor public.
+        """
+        unmarked = [name for name, access in self.tools.items() if access is None]
+        if unmarked:
+            raise UnguardedToolError(unmarked)
+        return {name: access for name, access in self.tools.items() if access is not None}
+
+    def create_app(
+        self, settings: KitSettings | None = None, *, authz_http: httpx.AsyncClient | None = None
+    ) -> Starlette:
+        """Build the ASGI app: authentication, per-tool authorization, metrics, health and metadata.
+
+        Args:
+            settings: defaults to `KitSettings.from_env(self.name)`.
+            authz_http: the HTTP client for the AuthZEN API (tests pass one over an in-process app).
+
+        Raises:
+            UnguardedToolError: a tool is neither guarded nor public (the server refuses to start).
+            GuardError: a tool's signature does not fit its guard.
+            ConfigurationError: invalid settings, or settings of another server.
+        """
+        settings = settings or KitSettings.from_env(self.name)
+        if settings.server != self.name:
+            raise ConfigurationError(f"settings are for server {settings.server!r}, not {self.name!r}")
+        access = self.check()
+        metrics = KitMetrics(self.name)
+        authorizer = Authorizer(
+            server=self.name,
+            url=settings.authz_url,
+            credential=settings.authz_credential.get_secret_value(),
+            timeout_seconds=settings.authz_timeout_seconds,
+            cache_ttl_seconds=settings.decision_cache_ttl_seconds,
+            cache_size=settings.decision_cache_size,
+            http=authz_http,
+        )
+        runtime = Runtime(self.name, authorizer, metrics)
+        server: MCPServer[Any] = MCPServer(
+            self.name,
+            title=self.title,
+            instructions=self.instructions,
+            version=self.version,
+            middleware=[ToolListFilter(access, runtime)],
+        )
+        for tool_name, spec in self._tools.items():
+            server.add_tool(
+                build_tool(spec, access[tool_name], runtime),
+                name=tool_name,
+                title=spec.title,
+                description=spec.description or spec.fn.__doc__ or "",
+                annotations=spec.annotations,
+                structured_output=spec.structured_output,
+            )
+        security = TransportSecuritySettings(
+            allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
+        )
+        mcp_app = server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security)
+        verifier = TokenVerifier(
+            issuer=settings.issuer,
+            audience=settings.resource,
+            jwks_url=settings.jwks_url,
+            required_scope=settings.required_scope,
+            leeway_seconds=settings.leeway_seconds,
+            jwks_cache_seconds=settings.jwks_cache_seconds,
+        )
+        protected = BearerAuth(
+            mcp_app,
+            verifier,
+            resource_metadata_url=settings.resource_metadata_url,
+            scope=settings.required_scope,
+            on_refused=metrics.observe_refused,
+        )
+        metadata = protected_resource_metadata(
+            resource=settings.resource, issuer=settings.issuer, scope=settings.required_scope, name=self.name
+        )
+
+        async def healthz(_: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "server": self.name})
+
+        async def metrics_endpoint(_: Request) -> Response:
+            return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+        async def resource_metadata(_: Request) -> JSONResponse:
+            return JSONResponse(metadata, headers={"Cache-Control": "public, max-age=300"})
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            async with server.session_manager.run():
+                try:
+                    yield
+                finally:
+                    await authorizer.aclose()
+
+        routes = [
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route(RESOURCE_METADATA_PATH, resource_metadata, methods=["GET"]),
+            Route(RESOURCE_METADATA_PATH + "/{path:path}", resource_metadata, methods=["GET"]),
+            Mount("/", app=protected),
+        ]
+        app = Starlette(routes=routes, lifespan=lifespan)
+        app.state.kit_metrics = metrics
+        return app
+
+    def serve(self, settings: KitSettings | None = None) -> None:
+        """Run the server with uvicorn on `settings.host:settings.port`, logging JSON lines to stderr.
+
+        Raises:
+            UnguardedToolError, GuardError, ConfigurationError: as `create_app`, before anything listens.
+        """
+        import uvicorn
+
+        from server_kit.observability import configure_logging
+
+        settings = settings or KitSettings.from_env(self.name)
+        configure_logging(settings.log_level)
+        app = self.create_app(settings)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

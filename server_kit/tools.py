@@ -1,0 +1,246 @@
+"""How a kit tool runs: the wrapper registered with the SDK, and the filter that trims `tools/list`.
+
+The wrapper takes the tool's own signature minus its `Caller` parameters (so they stay out of the input
+schema), plus the SDK's `Context` when the tool did not ask for it. On each call it finds the verified caller
+the bearer middleware left in the request's ASGI scope, asks the policy when the tool is guarded (raising
+`AccessDenied`, which the SDK turns into an `isError` result with the reason), injects the caller, runs the
+tool, and records metrics and one JSON log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+
+from server_kit.authz import AUTHZ_ERROR, AUTHZ_UNAVAILABLE, Authorizer, Check, Verdict
+from server_kit.caller import CALLER_SCOPE_KEY, Caller
+from server_kit.errors import AccessDenied, GuardError
+from server_kit.guards import Guard, Public
+from server_kit.observability import KitMetrics, bound_log_fields
+
+__all__ = ["Runtime", "ToolListFilter", "ToolSpec", "build_tool", "caller_of_request"]
+
+logger = logging.getLogger("portcullis.kit.tools")
+_CONTEXT_PARAMETER = "portcullis_context"
+UNAUTHENTICATED = "unauthenticated"
+GUARD_FAILED = "guard_failed"
+_REASON_TEXT = {
+    "group_required": "this tool is reserved to specific groups",
+    "business_group_mismatch": "this tool serves business groups you are not a member of",
+    "business_group_required": "this server is restricted to its business group",
+    "client_not_allowed": "your client application may not use this server",
+    "server_not_approved": "this server is not approved for use",
+    "unknown_server": "the policy does not know this server",
+    "unknown_tool": "the policy does not know this tool",
+    "no_rule_allows": "no policy rule allows this call",
+    "policy_not_loaded": "the authorization service has no policy loaded",
+    "evaluation_error": "the policy could not be evaluated",
+    "evaluation_timeout": "the policy evaluation timed out",
+    AUTHZ_UNAVAILABLE: "the authorization service is unavailable, so the call was denied; try again later",
+    AUTHZ_ERROR: "the authorization service gave no usable decision, so the call was denied",
+    UNAUTHENTICATED: "no verified caller for this request",
+    GUARD_FAILED: "the tool's guard could not compute its policy inputs",
+}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as declared with `Kit.tool`."""
+
+    fn: Callable[..., Any]
+    name: str
+    title: str | None = None
+    description: str | None = None
+    annotations: ToolAnnotations | None = None
+    structured_output: bool | None = None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What running tools needs: the server's name, its authorizer and its metrics."""
+
+    server: str
+    authorizer: Authorizer
+    metrics: KitMetrics
+
+
+def caller_of_request(request: Any) -> Caller | None:
+    """The verified caller the bearer middleware stored on this request, if any."""
+    scope = getattr(request, "scope", None)
+    caller = scope.get(CALLER_SCOPE_KEY) if isinstance(scope, Mapping) else None
+    return caller if isinstance(caller, Caller) else None
+
+
+def _caller_of(ctx: Context[Any, Any] | None) -> Caller | None:
+    try:
+        return caller_of_request(ctx.request_context.request) if ctx is not None else None
+    except ValueError:  # outside a request
+        return None
+
+
+def denial(reason: str, decision_id: str = "") -> AccessDenied:
+    """The error a denied call raises: the human reason, the reason code and the decision id."""
+    text = _REASON_TEXT.get(reason, reason.replace("_", " "))
+    suffix = f"; decision {decision_id}" if decision_id else ""
+    return AccessDenied(f"access denied: {text} (reason: {reason}{suffix})", reason=reason, decision_id=decision_id)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    signature: inspect.Signature
+    caller_parameters: tuple[str, ...]
+    context_parameter: str
+    tool_wants_context: bool
+
+
+def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
+    try:
+        signature = inspect.signature(spec.fn, eval_str=True)
+    except (NameError, TypeError) as exc:
+        raise GuardError(f"tool {spec.name!r}: cannot resolve its annotations ({exc})") from None
+    callers = tuple(name for name, p in signature.parameters.items() if p.annotation is Caller)
+    if len(callers) > 1:
+        raise GuardError(f"tool {spec.name!r} declares more than one Caller parameter: {', '.join(callers)}")
+    context = find_context_parameter(spec.fn)
+    if isinstance(access, Guard):
+        reserved = {*callers, *([context] if context else [])}
+        clash = [name for name in (*access.arguments, *access.property_arguments) if name in reserved]
+        if clash:
+            raise GuardError(f"tool {spec.name!r}: the guard reads {', '.join(clash)}, which is not a tool argument")
+    parameters = [p for p in signature.parameters.values() if p.name not in callers]
+    if context is None:
+        if _CONTEXT_PARAMETER in signature.parameters:
+            raise GuardError(f"tool {spec.name!r}: the parameter name {_CONTEXT_PARAMETER!r} is reserved")
+        parameters.append(
+            inspect.Parameter(_CONTEXT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, annotation=Context, default=None)
+        )
+    return _Plan(
+        signature.replace(parameters=parameters),
+        callers,
+        context or _CONTEXT_PARAMETER,
+        context is not None,
+    )
+
+
+async def _decide(runtime: Runtime, guard: Guard, spec: ToolSpec, caller: Caller, kwargs: dict[str, Any]) -> Verdict:
+    try:
+        inputs = guard.policy_inputs(kwargs)
+    except Exception:
+        logger.exception("guard of %s failed to compute its policy inputs; denied", spec.name)
+        return Verdict(False, GUARD_FAILED)
+    verdict = await runtime.authorizer.check(caller, Check(spec.name, guard.action, inputs))
+    if verdict.reason not in (AUTHZ_UNAVAILABLE, AUTHZ_ERROR):
+        runtime.metrics.observe_decision(verdict.allowed, verdict.cached)
+    return verdict
+
+
+def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Callable[..., Awaitable[Any]]:
+    """The function registered with the SDK for `spec`.
+
+    Raises:
+        GuardError: the tool's annotations cannot be resolved, it declares two `Caller` parameters, or its
+            guard reads a parameter that is not a tool argument.
+    """
+    plan = _plan(spec, access)
+    guard = access if isinstance(access, Guard) else None
+    is_async = inspect.iscoroutinefunction(spec.fn)
+    runtime.metrics.tool_registered(spec.name)
+
+    @functools.wraps(spec.fn)
+    async def run(**kwargs: Any) -> Any:
+        started = time.perf_counter()
+        ctx = kwargs[plan.context_parameter] if plan.tool_wants_context else kwargs.pop(plan.context_parameter)
+        caller = _caller_of(ctx)
+        fields = {"server": runtime.server, "tool": spec.name}
+        if caller is not None:
+            fields |= {"user": caller.user, "client_id": caller.client_id, "edge_decision_id": caller.decision_id}
+            fields |= {"request_id": caller.request_id}
+        fields = {key: value for key, value in fields.items() if value}
+        with bound_log_fields(**fields):
+            verdict = Verdict(True, "public")
+            if caller is None:
+                verdict = Verdict(False, UNAUTHENTICATED)
+            elif guard is not None:
+                verdict = await _decide(runtime, guard, spec, caller, kwargs)
+            # The call's fields go on the kit's own records too, so they survive a handler that formats later.
+            log = {**fields, "decision_id": verdict.decision_id, "reason": verdict.reason, "cache": verdict.cached}
+            if not verdict.allowed:
+                elapsed = time.perf_counter() - started
+                runtime.metrics.observe_call(spec.name, elapsed, denied_reason=verdict.reason)
+                logger.info("tool call denied", extra={"kit": {**log, "outcome": "denied", "ms": elapsed * 1000}})
+                raise denial(verdict.reason, verdict.decision_id)
+            for name in plan.caller_parameters:
+                kwargs[name] = caller
+            try:
+                if is_async:
+                    result = await spec.fn(**kwargs)
+                else:
+                    result = await anyio.to_thread.run_sync(functools.partial(spec.fn, **kwargs))
+            except Exception as exc:
+                elapsed = time.perf_counter() - started
+                runtime.metrics.observe_call(spec.name, elapsed, failed=True)
+                failure = {**log, "outcome": "error", "error": type(exc).__name__, "ms": elapsed * 1000}
+                logger.info("tool call failed", extra={"kit": failure})
+                raise
+            elapsed = time.perf_counter() - started
+            runtime.metrics.observe_call(spec.name, elapsed)
+            logger.info("tool call", extra={"kit": {**log, "outcome": "ok", "ms": elapsed * 1000}})
+            return result
+
+    run.__signature__ = plan.signature  # type: ignore[attr-defined]
+    run.__annotations__ = {
+        p.name: p.annotation for p in plan.signature.parameters.values() if p.annotation is not inspect.Parameter.empty
+    }
+    if plan.signature.return_annotation is not inspect.Signature.empty:
+        run.__annotations__["return"] = plan.signature.return_annotation
+    return run
+
+
+class ToolListFilter:
+    """SDK middleware: `tools/list` answers only the tools this caller may call, decided in one batch.
+
+    Public tools are always listed; guarded ones are asked with empty policy inputs (the call's arguments are
+    not known yet); anything else, or any failure to decide, is left out.
+    """
+
+    def __init__(self, access: Mapping[str, Guard | Public], runtime: Runtime):
+        self._access = dict(access)
+        self._runtime = runtime
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method != "tools/list":
+            return result
+        body = (
+            result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            if isinstance(result, BaseModel)
+            else result
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("tools"), list):
+            logger.warning("tools/list answered an unexpected shape; listing nothing")
+            return {"tools": []}
+        visible = await self._visible(caller_of_request(ctx.request), [tool.get("name") for tool in body["tools"]])
+        return {**body, "tools": [tool for tool in body["tools"] if tool.get("name") in visible]}
+
+    async def _visible(self, caller: Caller | None, names: list[Any]) -> set[str]:
+        if caller is None:
+            return set()
+        visible = {name for name in names if isinstance(self._access.get(name), Public)}
+        guarded = [(name, access) for name in names if isinstance(access := self._access.get(name), Guard)]
+        if guarded:
+            checks = [Check(name, access.action, {}) for name, access in guarded]
+            verdicts = await self._runtime.authorizer.check_many(caller, checks)
+            visible |= {name for (name, _), verdict in zip(guarded, verdicts, strict=True) if verdict.allowed}
+        return visible
