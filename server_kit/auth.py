@@ -59,6 +59,10 @@ def challenge(*, resource_metadata_url: str, scope: str, error: str = "", descri
     return "Bearer " + ", ".join(params)
 
 
+_VERIFIED_RECHECK_SECONDS = 60.0
+_MAX_VERIFIED_TOKENS = 10_000
+
+
 class TokenVerifier:
     """Verifies access tokens for one audience."""
 
@@ -82,6 +86,9 @@ class TokenVerifier:
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=max(1, jwks_cache_seconds), timeout=5)
         self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
         self._unknown: dict[str, float] = {}
+        # Tokens already verified, until they expire (or a minute passes): a client sends the same token on every
+        # call, and parsing plus checking it again was about half of the kit's per-call cost (bench/kit_bench.py).
+        self._verified: dict[str, tuple[dict[str, Any], float]] = {}
 
     async def _key(self, token: str) -> jwt.PyJWK:
         try:
@@ -118,6 +125,21 @@ class TokenVerifier:
                 scope (`insufficient_scope`).
             IssuerUnavailable: the key is not cached and the JWKS cannot be fetched.
         """
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            claims = cached[0]
+        else:
+            claims = await self._decode(token)
+            recheck_at = min(float(claims["exp"]), time.time() + _VERIFIED_RECHECK_SECONDS)
+            if len(self._verified) >= _MAX_VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = (claims, recheck_at)
+        caller = caller_from_claims(claims, token, headers)
+        if self._required_scope and self._required_scope not in caller.scopes:
+            raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
+        return caller
+
+    async def _decode(self, token: str) -> dict[str, Any]:
         key = await self._key(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -135,10 +157,7 @@ class TokenVerifier:
             raise Unauthenticated("the token has expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token ({type(exc).__name__})") from None
-        caller = caller_from_claims(claims, token, headers)
-        if self._required_scope and self._required_scope not in caller.scopes:
-            raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
-        return caller
+        return claims
 
 
 class BearerAuth:

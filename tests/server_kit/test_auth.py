@@ -125,3 +125,19 @@ def test_unreachable_issuer_keys_give_503_not_an_allow(issuer: Issuer, authzen: 
     app = build_app(sample_server.kit, issuer, authzen, jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json")
     response = post(app, issuer.token())
     assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
+
+
+def test_a_verified_token_is_remembered_but_a_forged_twin_is_still_refused(app: Starlette, issuer: Issuer) -> None:
+    token = issuer.token()
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+
+    async def run() -> list[int]:
+        statuses = []
+        async with started(app):
+            for presented in (token, token, forged):  # the second from the verified-token cache
+                async with http(app, presented, **MCP_HEADERS) as client:
+                    statuses.append((await client.post("/mcp", json=INITIALIZE)).status_code)
+        return statuses
+
+    assert anyio.run(run) == [200, 200, 401]
