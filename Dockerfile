@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the Python services of Portcullis (authz_service, the MCP servers); the gateway runs the
-# official Envoy image with envoy/envoy.yaml (see docker-compose.yml).
+# One image for the Python services of Portcullis (authz_service, the registry, the MCP servers on the server
+# kit); the gateway runs the official Envoy image with envoy/envoy.yaml (see docker-compose.yml).
 #
 #   docker build -t portcullis:local .
 
@@ -13,6 +13,8 @@ COPY pyproject.toml ./
 COPY authz_service/ authz_service/
 COPY gateway/ gateway/
 COPY portcullis/ portcullis/
+COPY registry/ registry/
+COPY server_kit/ server_kit/
 COPY servers/ servers/
 RUN pip install .
 

@@ -1,15 +1,21 @@
 """Real-process harness for end-to-end tests and benchmarks: authz_service, a demo server and Envoy.
 
 Everything binds to 127.0.0.1 on free ports and is stopped by its PID. Tokens are signed by a test key
-whose JWKS a small in-process HTTP server publishes, as the foundation's proof requires.
+whose JWKS a small in-process HTTP server publishes, as the foundation's proof requires; with `identity=True`
+the platform's own authorization server issues them instead (`user_token`, `agent_token`). The demo server
+(on the server kit) verifies the same tokens as Envoy and asks authz_service for its decisions.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 import os
 import random
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import yaml
@@ -32,12 +39,18 @@ from gateway.config import GatewaySpec, build_config, canonical_uri, render_yaml
 from gateway.launcher import start_envoy, validate_config
 from gateway.sync import GatewaySync
 from portcullis.processes import stop_process, wait_http
+from portcullis.up import kit_server_environment
 
 __all__ = ["JwksServer", "LocalPlatform", "free_port", "free_port_block", "stop_process", "wait_http"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SECRET = "test-service-credential-0123456789"
 SNAPSHOT_SECRET = "test-snapshot-credential-0123456789"
+DEMO_SECRET = "test-demo-service-credential-0123456789"  # the demo server's AuthZEN credential
+PASSWORD = "portcullis"  # every directory user's development password
+AGENT = ("internal-agent", "internal-agent-dev-secret")  # the directory's client-credentials client
+_REDIRECT = "http://127.0.0.1:47124/callback"  # claude-desktop's loopback redirect (any port, RFC 8252)
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so outgoing connections never collide
@@ -107,6 +120,8 @@ class LocalPlatform:
     registry_url: str = ""
     sync: GatewaySync | None = None
     identity: bool = False
+    jwks_url: str = ""
+    demo_url: str = ""  # the demo server itself, not through the gateway
 
     @classmethod
     @contextmanager
@@ -124,7 +139,8 @@ class LocalPlatform:
         """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy.
 
         With `registry`, the catalog comes from a real registry (seeded from config/servers) instead of a file:
-        authz_service follows its snapshot and the gateway's routes follow it through `GatewaySync`.
+        authz_service follows its snapshot and the gateway's routes follow it through `GatewaySync`. With
+        `identity`, the tokens Envoy and the demo server accept are the platform's own authorization server's.
         """
         policies = workdir / "policies"
         shutil.copytree(policy_dir or ROOT / "policies", policies)
@@ -154,7 +170,7 @@ class LocalPlatform:
             "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
             "AUTHZ_KEY_DIR": str(workdir / "keys"),
             "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
-            "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET}),
+            "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET, "demo": DEMO_SECRET}),
             "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
             "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
             "AUTHZ_GATEWAY_URL": gateway_url,
@@ -179,13 +195,14 @@ class LocalPlatform:
             authz_env=env,
             registry_url=registry_url if registry else "",
             identity=identity,
+            jwks_url=jwks_url,
+            demo_url=f"http://127.0.0.1:{demo_port}/mcp",
         )
         try:
             if registry:
                 platform._start_registry(registry_port, demo_port, jwks_url, f"http://127.0.0.1:{http_port}")
             platform.start_authz()
-            demo = platform._spawn("demo", [sys.executable, "-m", "servers.demo", "--port", str(demo_port)], env)
-            wait_http(f"http://127.0.0.1:{demo_port}/healthz", process=demo)
+            platform.start_demo(demo_port)
             authz_endpoints = tuple(("127.0.0.1", grpc_port + i) for i in range(workers))
             if registry:
                 spec = GatewaySpec(
@@ -219,6 +236,27 @@ class LocalPlatform:
         finally:
             platform.stop()
             jwks.close()
+
+    def demo_env(self, *, resource: str | None = None) -> dict[str, str]:
+        """The environment of a demo server process: it accepts this platform's tokens for `resource` (the demo
+        route's canonical URI unless given) and asks this platform's authz_service.
+        """
+        settings = kit_server_environment(
+            "demo",
+            issuer=self.issuer,
+            jwks_url=self.jwks_url,
+            resource=resource or self.mcp_url("demo"),
+            authz_url=self.authz_url,
+            authz_credential=DEMO_SECRET,
+        )
+        return {**os.environ, **settings}
+
+    def start_demo(self, port: int, *, name: str = "demo", resource: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a demo server process on `port` (see `demo_env`) and wait until it is healthy."""
+        command = [sys.executable, "-m", "servers.demo", "--port", str(port)]
+        process = self._spawn(name, command, self.demo_env(resource=resource))
+        wait_http(f"http://127.0.0.1:{port}/healthz", process=process)
+        return process
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -280,7 +318,10 @@ class LocalPlatform:
     def stop(self) -> None:
         if self.sync is not None:
             self.sync.close()
-        for name in ("envoy", "demo", "authz", "registry"):
+        # The gateway first, then the servers behind it, then the services they depend on.
+        last = ("authz", "registry")
+        order = ["envoy", *(name for name in self.processes if name not in ("envoy", *last)), *last]
+        for name in order:
             if name in self.processes:
                 stop_process(self.processes.pop(name))
 
@@ -297,6 +338,7 @@ class LocalPlatform:
         """A token signed by the test key, for `server`'s audience unless overridden."""
         claims = {
             "email": f"{user}@example.com",
+            "scope": overrides.pop("scope", "mcp"),
             "groups": groups if groups is not None else ["eng", "ads-eng"],
             "business_groups": business_groups if business_groups is not None else ["ads"],
         }
@@ -310,5 +352,59 @@ class LocalPlatform:
             now=overrides.pop("now", None),
         )
 
+    def user_token(self, user: str, *, server: str = "demo", client: str = "claude-desktop") -> str:
+        """A token of `user` from the platform's authorization server (`identity=True`): authorization code +
+        PKCE, signing in and consenting through its pages with the directory's development password.
+        """
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        resource = self.mcp_url(server)
+        authorize = {
+            "response_type": "code",
+            "client_id": client,
+            "redirect_uri": _REDIRECT,
+            "scope": "mcp",
+            "state": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": resource,
+        }
+        with httpx.Client(base_url=self.issuer, timeout=10) as browser:
+            page = browser.get("/authorize", params=authorize)
+            page = browser.post("/login", data={"csrf": _csrf(page.text), "username": user, "password": PASSWORD})
+            answer = browser.post("/consent", data={"csrf": _csrf(page.text), "decision": "approve"})
+            if answer.status_code != 303:
+                raise RuntimeError(f"sign-in of {user} failed: {answer.status_code} {answer.text[:200]}")
+            code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+            exchange = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": verifier,
+                "client_id": client,
+                "redirect_uri": _REDIRECT,
+                "resource": resource,
+            }
+            return _access_token(browser.post("/token", data=exchange))
+
+    def agent_token(self, *, server: str = "demo", resource: str | None = None) -> str:
+        """A client-credentials token of the `internal-agent` client (groups: agents) from the platform's
+        authorization server (`identity=True`), for `server` or any other `resource`.
+        """
+        data = {"grant_type": "client_credentials", "scope": "mcp", "resource": resource or self.mcp_url(server)}
+        return _access_token(httpx.post(f"{self.issuer}/token", data=data, auth=AGENT, timeout=10))
+
     def mcp_url(self, server: str = "demo") -> str:
         return canonical_uri(self.gateway_url, server)
+
+
+def _csrf(html: str) -> str:
+    match = _CSRF.search(html)
+    if match is None:
+        raise RuntimeError("no CSRF field on the authorization server's page")
+    return match.group(1)
+
+
+def _access_token(response: httpx.Response) -> str:
+    if response.status_code != 200:
+        raise RuntimeError(f"the token endpoint answered {response.status_code}: {response.text[:200]}")
+    return str(response.json()["access_token"])

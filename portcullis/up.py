@@ -1,8 +1,9 @@
 """`portcullis up`: the whole platform on 127.0.0.1 with embedded defaults, stopped cleanly on Ctrl-C.
 
 Order: preflight (binary, ports, policies, seed files) -> registry (SQLite, seeded on first start) ->
-authz_service (follows the registry's catalog snapshot) -> demo server -> Envoy, whose routes follow the same
-snapshot through `GatewaySync` (a thread of this process). Each is awaited on its health endpoint.
+authz_service (follows the registry's catalog snapshot) -> demo server (on the server kit: it verifies tokens
+from the built-in authorization server and asks authz_service's AuthZEN API) -> Envoy, whose routes follow the
+same snapshot through `GatewaySync` (a thread of this process). Each is awaited on its health endpoint.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import httpx
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
 from authz_service.worker import check_ports_free, wait_grpc_serving
-from gateway.config import GatewaySpec
+from gateway.config import GatewaySpec, canonical_uri
 from gateway.launcher import envoy_binary, start_envoy
 from gateway.sync import GatewaySync
 from portcullis.processes import wait_http
 from registry.errors import RegistryError
 from registry.settings import DEFAULT_PORT as REGISTRY_PORT
 from registry.validation import validate_server_json
+from server_kit import env_prefix
 from servers.demo.server import DEFAULT_PORT as DEMO_PORT
 
-__all__ = ["Platform", "PlatformError", "UpOptions", "run_up"]
+__all__ = ["Platform", "PlatformError", "UpOptions", "kit_server_environment", "run_up"]
 
 _START_DEADLINE_SECONDS = 30.0
 
@@ -132,6 +134,23 @@ def _service_credential(state_dir: Path, name: str = "authzen-credential") -> st
     return path.read_text().strip()
 
 
+def kit_server_environment(
+    server: str, *, issuer: str, jwks_url: str, resource: str, authz_url: str, authz_credential: str
+) -> dict[str, str]:
+    """The `KIT_<SERVER>_*` variables of a kit server: whose tokens it accepts (issuer, keys, its audience) and
+    where it asks for decisions, with its AuthZEN service credential.
+    """
+    prefix = env_prefix(server)
+    values = {
+        "ISSUER": issuer,
+        "JWKS_URL": jwks_url,
+        "RESOURCE": resource,
+        "AUTHZ_URL": authz_url,
+        "AUTHZ_CREDENTIAL": authz_credential,
+    }
+    return {prefix + name: value for name, value in values.items()}
+
+
 def start(options: UpOptions) -> Platform:
     """Start every component and wait until each is healthy; on failure, stop what started."""
     preflight(options)
@@ -202,7 +221,19 @@ def start(options: UpOptions) -> Platform:
         _wait_healthy("authz_service", f"{issuer}/readyz", platform.processes[-1][1], authz_log)
         _wait_grpc(settings.grpc_ports(), platform.processes[-1][1], authz_log)
         demo_log = state / "demo.log"
-        demo = _spawn([sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)], demo_log, env, platform)
+        demo_env = {
+            **os.environ,
+            **kit_server_environment(
+                "demo",
+                issuer=issuer,
+                jwks_url=f"{issuer}/.well-known/jwks.json",
+                resource=canonical_uri(gateway_url, "demo"),
+                authz_url=issuer,
+                authz_credential=authzen_secret,
+            ),
+        }
+        demo_command = [sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)]
+        demo = _spawn(demo_command, demo_log, demo_env, platform)
         platform.processes.append(("demo server", demo))
         _wait_healthy("demo server", f"http://127.0.0.1:{options.demo_port}/healthz", demo, demo_log)
         spec = GatewaySpec(

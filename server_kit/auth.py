@@ -83,7 +83,15 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._ttl = float(jwks_cache_seconds)
         self._clock = clock
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=max(1, jwks_cache_seconds), timeout=5)
+        # PyJWKClient's own cool-down (30 s by default) would refuse a new key for longer than our own limit on
+        # refetching for an unknown kid: keep one rule, ours.
+        self._jwks = jwt.PyJWKClient(
+            jwks_url,
+            cache_keys=False,
+            lifespan=max(1, jwks_cache_seconds),
+            timeout=5,
+            cooldown_duration=_UNKNOWN_KID_SECONDS,
+        )
         self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
         self._unknown: dict[str, float] = {}
         # Tokens already verified, until they expire (or a minute passes): a client sends the same token on every

@@ -75,12 +75,43 @@ def test_the_gateway_starts_only_after_authz_and_the_servers_are_healthy() -> No
 
 
 def test_mcp_servers_are_reachable_only_through_the_compose_network() -> None:
-    # They trust the identity headers the gateway sets: nothing but the gateway may reach them.
+    # They verify every token themselves; defense in depth, nothing but the gateway may reach them either.
     networks = _compose()["networks"]
     for name in MCP_SERVERS:
         service = _services()[name]
         assert "ports" not in service, name
         assert all(networks[network].get("internal") is True for network in service["networks"]), name
+
+
+def test_mcp_servers_verify_the_tokens_the_gateway_accepts_and_ask_authz_with_a_deployment_credential() -> None:
+    authz = _services()["authz"]["environment"]
+    envoy = yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())
+    providers = _find(envoy, "providers")
+    for name in MCP_SERVERS:
+        prefix = f"KIT_{name.upper()}_"
+        environment = _services()[name]["environment"]
+        # The same issuer and audience as the gateway's jwt_authn provider for this server.
+        provider = providers[f"server-{name}"]
+        assert provider["audiences"] == [environment[f"{prefix}RESOURCE"]], name
+        assert environment[f"{prefix}ISSUER"] == provider["issuer"] == authz["AUTHZ_ISSUER"]
+        assert environment[f"{prefix}JWKS_URL"] == "http://authz:8181/.well-known/jwks.json"
+        assert environment[f"{prefix}AUTHZ_URL"] == "http://authz:8181"
+        assert environment[f"{prefix}AUTHZ_CREDENTIAL"].startswith(f"${{PORTCULLIS_{name.upper()}_CREDENTIAL:?")
+
+
+def _find(node: Any, key: str) -> Any:
+    """The first value under `key` anywhere in a parsed YAML document."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        children = list(node.values())
+    else:
+        children = node if isinstance(node, list) else []
+    for child in children:
+        found = _find(child, key)
+        if found is not None:
+            return found
+    return None
 
 
 def test_secrets_and_the_environment_come_from_the_deployment_not_the_file() -> None:

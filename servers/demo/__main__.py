@@ -1,21 +1,33 @@
-"""`python -m servers.demo [--port N]`: run the demo server on 127.0.0.1."""
+"""`python -m servers.demo [--host H] [--port N]`: run the demo server (on 127.0.0.1 unless told otherwise).
+
+Settings come from `KIT_DEMO_*` (server_kit/README.md); the options win. Refused settings end the process
+before anything listens, with exit code 2 and one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-import uvicorn
+from server_kit import KitError
+from servers.demo.server import DEFAULT_PORT, kit, load_settings
 
-from servers.demo.server import DEFAULT_PORT, create_app
+EXIT_REFUSED = 2
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m servers.demo")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    parser.add_argument("--host", help="default: KIT_DEMO_HOST, else 127.0.0.1")
+    parser.add_argument("--port", type=int, help=f"default: KIT_DEMO_PORT, else {DEFAULT_PORT}")
+    args = parser.parse_args(argv)
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
+    try:
+        kit.serve(load_settings(**overrides))
+    except KitError as exc:
+        print(f"servers.demo: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

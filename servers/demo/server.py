@@ -1,63 +1,74 @@
-"""A small demo MCP server (the `mcp` SDK's `MCPServer`, stateless streamable HTTP).
+"""The demo MCP server that `portcullis up` puts behind the gateway, built on the server kit.
 
-It shows what a server behind the gateway receives: the identity headers set by the edge decision.
-Until the server kit exists it trusts those headers because it listens on 127.0.0.1 only, behind Envoy;
-the kit adds its own JWT verification and per-tool AuthZEN checks (layer 2).
+The kit verifies every request's token itself (issuer, audience = the demo's canonical URI, expiry, the `mcp`
+scope), even behind the gateway, and asks the policy before each tool runs; `tools/list` shows only the tools
+the caller may call. The identity headers the gateway sets are not trusted: the caller comes from the verified
+token, and only the edge decision id is read from a header, for correlation.
+
+Settings: `KIT_DEMO_*` (server_kit/README.md). The policies read no tool argument of this server (the
+caller's groups and business groups and the catalog decide), so the guards send none.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from server_kit import Caller, Kit, KitSettings, guarded
+from server_kit.settings import DEFAULT_PORT  # the demo listens where every kit server does unless told
 
-__all__ = ["DEFAULT_PORT", "build_server", "create_app"]
+__all__ = ["DEFAULT_PORT", "kit", "load_settings"]
 
-DEFAULT_PORT = 8300
-IDENTITY_HEADERS = ("user", "email", "groups", "business-groups", "client", "decision-id")
 _REVENUE = [
     {"date": "2026-11-20", "region": "emea", "revenue_usd": 1_204_300},
     {"date": "2026-11-20", "region": "amer", "revenue_usd": 2_871_950},
     {"date": "2026-11-20", "region": "apac", "revenue_usd": 943_120},
 ]
 
-
-def _identity(ctx: Context) -> dict[str, str]:
-    headers = ctx.headers or {}
-    return {name: headers.get(f"x-portcullis-{name}", "") for name in IDENTITY_HEADERS}
+kit = Kit("demo", title="Demo server", instructions="A demo server behind the Portcullis gateway.")
 
 
-def build_server() -> MCPServer:
-    """The demo server with its three tools."""
-    server = MCPServer("demo", instructions="A demo server behind the Portcullis gateway.")
-
-    @server.tool()
-    def whoami(ctx: Context) -> dict[str, str]:
-        """The identity the gateway passed to this server for this call."""
-        return _identity(ctx)
-
-    @server.tool()
-    def echo(message: str) -> str:
-        """Echo a message back."""
-        return message
-
-    @server.tool()
-    def get_revenue_metrics(region: str | None = None) -> list[dict[str, Any]]:
-        """Daily ad revenue by region (sample data). Reserved to the ads-eng group."""
-        return [row for row in _REVENUE if region is None or row["region"] == region]
-
-    @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
-    async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    return server
+@kit.tool()
+@guarded()
+def whoami(caller: Caller) -> dict[str, str]:
+    """Who is calling, as the verified token says, and the gateway's decision id for this call."""
+    return {
+        "user": caller.user,
+        "email": caller.email,
+        "groups": ",".join(caller.groups),
+        "business-groups": ",".join(caller.business_groups),
+        "client": caller.client_id,
+        "decision-id": caller.decision_id,
+    }
 
 
-def create_app(allowed_hosts: list[str] | None = None) -> Starlette:
-    """The ASGI app: stateless streamable HTTP at `/mcp`, health at `/healthz`."""
-    security = TransportSecuritySettings(allowed_hosts=allowed_hosts or ["127.0.0.1:*", "localhost:*"])
-    return build_server().streamable_http_app(stateless_http=True, json_response=True, transport_security=security)
+@kit.tool()
+@guarded()
+def echo(message: str) -> str:
+    """Echo a message back."""
+    return message
+
+
+@kit.tool()
+@guarded()
+def get_revenue_metrics(region: str | None = None) -> list[dict[str, Any]]:
+    """Daily ad revenue by region (sample data). Reserved to the ads-eng group and the ads business group."""
+    return [row for row in _REVENUE if region is None or row["region"] == region]
+
+
+def load_settings(**overrides: Any) -> KitSettings:
+    """The demo's settings from `KIT_DEMO_*` (keyword arguments win), accepting the gateway's Host header.
+
+    Envoy forwards the Host the client used, so the gateway's host (from the token audience) is added to the
+    allowed hosts of the MCP transport's DNS-rebinding protection.
+
+    Raises:
+        ConfigurationError: the settings are refused (no AuthZEN credential, a URL that is not absolute, ...).
+    """
+    settings = KitSettings.from_env(kit.name, **overrides)
+    gateway_host = urlsplit(settings.resource).netloc
+    if gateway_host and gateway_host not in settings.allowed_hosts:
+        settings = KitSettings.from_env(
+            kit.name, **{**overrides, "allowed_hosts": [*settings.allowed_hosts, gateway_host]}
+        )
+    return settings

@@ -164,8 +164,10 @@ def test_unknown_path_is_404_json(platform: LocalPlatform) -> None:
 
 
 def _decision_ids(platform: LocalPlatform) -> list[str]:
+    """The ids of the edge decisions logged so far (the demo server's own decisions are logged as layer "server")."""
     lines = platform.decision_log.read_text().splitlines() if platform.decision_log.exists() else []
-    return [json.loads(line)["decision_id"] for line in lines]
+    records = [json.loads(line) for line in lines]
+    return [record["decision_id"] for record in records if record["layer"] == "edge"]
 
 
 def test_decision_log_has_one_line_per_decision_under_a_burst(platform: LocalPlatform) -> None:

@@ -26,7 +26,8 @@ from authz_service.worker import wait_grpc_serving
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
 from portcullis.processes import running, stop_process, wait_http
-from portcullis.testing import free_port
+from portcullis.testing import DEMO_SECRET, free_port
+from portcullis.up import kit_server_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,7 @@ ACCEPT = "application/json, text/event-stream"
 
 @dataclass
 class Stack:
-    """authz_service (issuer and JWKS), the demo server and Envoy trusting authz_service's JWKS."""
+    """authz_service (issuer and JWKS), and Envoy and the demo server trusting authz_service's JWKS."""
 
     key_dir: Path
     issuer: str
@@ -50,7 +51,12 @@ class Stack:
             subject="alice",
             audience=canonical_uri(self.gateway_url, "demo"),
             client_id="claude-desktop",
-            claims={"email": "alice@example.com", "groups": ["eng", "ads-eng"], "business_groups": ["ads"]},
+            claims={
+                "email": "alice@example.com",
+                "scope": "mcp",
+                "groups": ["eng", "ads-eng"],
+                "business_groups": ["ads"],
+            },
             ttl_seconds=600,
         )
 
@@ -105,15 +111,25 @@ def _stack(workdir: Path, *, jwks_cache_seconds: int) -> Iterator[Stack]:
         "AUTHZ_KEY_DIR": str(workdir / "keys"),
         "AUTHZ_ISSUER": issuer,
         "AUTHZ_IDENTITY": "false",  # the keys and their JWKS only: the login flows are tested on their own
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": "test-service-credential-0123456789"}),
+        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": DEMO_SECRET}),
     }
+    # The demo server verifies the same tokens against the same JWKS, with a cache shortened like Envoy's.
+    demo_env = env | kit_server_environment(
+        "demo",
+        issuer=issuer,
+        jwks_url=f"{issuer}/.well-known/jwks.json",
+        resource=canonical_uri(gateway_url, "demo"),
+        authz_url=issuer,
+        authz_credential=DEMO_SECRET,
+    )
+    demo_env["KIT_DEMO_JWKS_CACHE_SECONDS"] = str(jwks_cache_seconds)
     with ExitStack() as stack:
         authz = stack.enter_context(running([sys.executable, "-m", "authz_service"], workdir / "authz.log",
                                             env=env, cwd=ROOT))  # fmt: skip
         wait_http(f"{issuer}/readyz", process=authz)
         wait_grpc_serving("127.0.0.1", [grpc_port], timeout=30, alive=lambda: authz.poll() is None)
         demo = stack.enter_context(running([sys.executable, "-m", "servers.demo", "--port", str(demo_port)],
-                                           workdir / "demo.log", env=env, cwd=ROOT))  # fmt: skip
+                                           workdir / "demo.log", env=demo_env, cwd=ROOT))  # fmt: skip
         wait_http(f"http://127.0.0.1:{demo_port}/healthz", process=demo)
         spec = spec_from_catalog(
             FileCatalogSource(catalog_file).load(),

@@ -236,6 +236,7 @@ def test_mcp_inspector_cli_lists_the_tools_through_the_gateway(platform: LocalPl
     listed = inspector(f"Authorization: Bearer {token}")
     assert listed.returncode == 0, listed.stderr
     names = {tool["name"] for tool in json.loads(listed.stdout)["tools"]}
-    assert {"whoami", "echo", "get_revenue_metrics"} <= names
+    # The demo server lists only what the caller may call: the agent is not in ads-eng.
+    assert names == {"whoami", "echo"}
     refused = inspector()
     assert refused.returncode != 0 and "unauthenticated" in refused.stderr

@@ -1,7 +1,9 @@
 """The registry drives the platform: approve -> reachable through the real Envoy, retire -> unreachable.
 
 Real processes: the registry (SQLite), authz_service following its snapshot, the demo server, and Envoy whose
-routes `GatewaySync` keeps in step with the snapshot. The client is the real `mcp` SDK over HTTP.
+routes `GatewaySync` keeps in step with the snapshot. The client is the real `mcp` SDK over HTTP. The published
+server is served by a second demo process whose audience is the new route: a kit server accepts only tokens
+issued for the route it serves.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from portcullis.testing import SNAPSHOT_SECRET, LocalPlatform
+from portcullis.testing import SNAPSHOT_SECRET, LocalPlatform, free_port
 
 NAME = "com.portcullis.ads/ad-insights"
 ROUTE = "ad-insights"
@@ -113,9 +115,9 @@ def test_approving_makes_a_server_reachable_and_retiring_makes_it_unreachable_wi
     platform: LocalPlatform,
 ) -> None:
     envoy_pid = platform.processes["envoy"].pid
-    demo = json.loads((platform.workdir / "servers" / "demo.json").read_text())
-    upstream = demo["_meta"]["dev.portcullis/governance"]["upstream"]
-    _registry(platform, "POST", "/v0.1/publish", "alice", ["ads-eng"], _server_json(upstream))
+    port = free_port()
+    platform.start_demo(port, name=f"demo-{ROUTE}", resource=platform.mcp_url(ROUTE))
+    _registry(platform, "POST", "/v0.1/publish", "alice", ["ads-eng"], _server_json(f"127.0.0.1:{port}"))
     assert platform.sync is not None
     assert platform.sync.wait_for_revision(_revision(platform), timeout=10)  # the gateway saw the publication...
     assert _post(platform, ROUTE) == 404  # ...and a server pending review stays unrouted
