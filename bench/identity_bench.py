@@ -37,7 +37,7 @@ from authz_service.identity.directory import _SCRYPT
 from authz_service.worker import wait_grpc_serving
 from bench.decision_bench import percentile
 from portcullis.processes import running
-from portcullis.testing import free_port, free_port_block, wait_http
+from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
 
 __all__ = ["Figures", "Server", "main", "serve"]
 
@@ -97,21 +97,7 @@ def serve(workdir: Path) -> Iterator[Server]:
     http_port, grpc_port = free_port(), free_port_block(WORKERS)
     url = f"http://127.0.0.1:{http_port}"
     database, log = workdir / "identity.db", workdir / "authz.log"
-    env = {
-        **os.environ,
-        "AUTHZ_HTTP_PORT": str(http_port),
-        "AUTHZ_GRPC_PORT": str(grpc_port),
-        "AUTHZ_WORKERS": str(WORKERS),
-        "AUTHZ_POLICY_DIR": str(ROOT / "policies"),
-        "AUTHZ_CATALOG_FILE": str(ROOT / "config" / "catalog.yaml"),
-        "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
-        "AUTHZ_KEY_DIR": str(workdir / "keys"),
-        "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{database}",
-        "AUTHZ_ISSUER": url,
-        "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
-        "AUTHZ_GATEWAY_URL": GATEWAY,
-        "AUTHZ_WATCH": "false",  # nothing edits the policies during the run
-    }
+    env = authz_environment(workdir, http_port=http_port, grpc_port=grpc_port, workers=WORKERS, gateway_url=GATEWAY)
     with running([sys.executable, "-m", "authz_service"], log, env=env, cwd=ROOT) as process:
         try:
             wait_http(f"{url}/readyz", timeout=60, process=process)

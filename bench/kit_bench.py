@@ -50,7 +50,7 @@ from starlette.types import Message
 
 from bench.decision_bench import percentile
 from portcullis.processes import running
-from portcullis.testing import free_port, free_port_block, wait_http
+from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
 from server_kit import Caller, Kit, guarded, public
 from server_kit.auth import TokenVerifier
 from server_kit.authz import Authorizer, Check
@@ -164,22 +164,9 @@ def stack(workdir: Path) -> Iterator[Stack]:
     authz_port, grpc_port = free_port(), free_port_block(1)
     bare_port, warm_port, cold_port = free_port(), free_port(), free_port()
     authz = f"http://127.0.0.1:{authz_port}"
-    authz_env = {
-        **os.environ,
-        "AUTHZ_HTTP_PORT": str(authz_port),
-        "AUTHZ_GRPC_PORT": str(grpc_port),
-        "AUTHZ_WORKERS": "1",
-        "AUTHZ_ISSUER": authz,
-        "AUTHZ_POLICY_DIR": str(ROOT / "policies"),
-        "AUTHZ_CATALOG_FILE": str(ROOT / "config" / "catalog.yaml"),
-        "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
-        "AUTHZ_KEY_DIR": str(workdir / "keys"),
-        "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
-        "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
-        "AUTHZ_GATEWAY_URL": GATEWAY,
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({SERVER: SECRET}),
-        "AUTHZ_WATCH": "false",
-    }
+    authz_env = authz_environment(
+        workdir, http_port=authz_port, grpc_port=grpc_port, gateway_url=GATEWAY, service_credentials={SERVER: SECRET}
+    )
     kit_env = {
         **os.environ,
         "KIT_DEMO_ISSUER": authz,

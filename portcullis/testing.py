@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import yaml
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.keys import SigningKey
@@ -41,7 +42,16 @@ from gateway.sync import GatewaySync
 from portcullis.processes import stop_process, wait_http
 from portcullis.up import kit_server_environment
 
-__all__ = ["JwksServer", "LocalPlatform", "free_port", "free_port_block", "stop_process", "wait_http"]
+__all__ = [
+    "JwksServer",
+    "LocalPlatform",
+    "MemoryTokenStorage",
+    "authz_environment",
+    "free_port",
+    "free_port_block",
+    "stop_process",
+    "wait_http",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SECRET = "test-service-credential-0123456789"
@@ -74,6 +84,61 @@ def free_port_block(count: int) -> int:
         except OSError:
             continue
     raise RuntimeError("no block of free ports")
+
+
+def authz_environment(
+    workdir: Path,
+    *,
+    http_port: int,
+    grpc_port: int,
+    workers: int = 1,
+    gateway_url: str = "http://127.0.0.1:8080",
+    service_credentials: dict[str, str] | None = None,
+    **overrides: str,
+) -> dict[str, str]:
+    """The environment of an authz_service process for tests and benchmarks: the checkout's policies, test
+    catalog and directory, its state in `workdir`, its own issuer URL; `overrides` are AUTHZ_* names without
+    the prefix (`directory_file="..."` sets AUTHZ_DIRECTORY_FILE).
+    """
+    env = {
+        **os.environ,
+        "AUTHZ_HTTP_PORT": str(http_port),
+        "AUTHZ_GRPC_PORT": str(grpc_port),
+        "AUTHZ_WORKERS": str(workers),
+        "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
+        "AUTHZ_POLICY_DIR": str(ROOT / "policies"),
+        "AUTHZ_CATALOG_FILE": str(ROOT / "config" / "catalog.yaml"),
+        "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
+        "AUTHZ_KEY_DIR": str(workdir / "keys"),
+        "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
+        "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
+        "AUTHZ_GATEWAY_URL": gateway_url,
+        "AUTHZ_WATCH": "false",
+    }
+    if service_credentials is not None:
+        env["AUTHZ_SERVICE_CREDENTIALS"] = json.dumps(service_credentials)
+    env.update({f"AUTHZ_{name.upper()}": value for name, value in overrides.items()})
+    return env
+
+
+class MemoryTokenStorage:
+    """The `mcp` SDK's OAuth TokenStorage, in memory: what a client would keep between runs."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
 
 
 class JwksServer:

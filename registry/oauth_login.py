@@ -5,14 +5,13 @@ token it receives is verified like any API token and becomes the session's ident
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from registry.identity import Caller, TokenVerifier
 from registry.settings import RegistrySettings
@@ -61,7 +60,6 @@ class OAuthLogin:
             LoginFailed: the authorization server cannot be reached.
         """
         pending = PendingLogin(state=secrets.token_urlsafe(24), verifier=secrets.token_urlsafe(48), next=next_path)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=")
         query = urlencode({
             "response_type": "code",
             "client_id": self._client_id,
@@ -69,7 +67,7 @@ class OAuthLogin:
             "scope": "openid profile email",
             "state": pending.state,
             "resource": self._resource,
-            "code_challenge": challenge.decode(),
+            "code_challenge": create_s256_code_challenge(pending.verifier),
             "code_challenge_method": "S256",
         })  # fmt: skip
         return f"{self._metadata()['authorization_endpoint']}?{query}", pending

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -274,29 +276,25 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
 
     # Token endpoint and friends
 
-    @router.post("/token")
-    async def token(request: Request) -> Response:
+    async def form_endpoint(request: Request, path: str, respond: Callable[[Any], OAuthResponse]) -> Response:
+        """A form-encoded POST endpoint of Authlib's (token, revocation, introspection), run on a worker thread."""
         pairs = await form_pairs(request)
         if isinstance(pairs, Response):
             return pairs
-        oauth_request = form_request("POST", f"{identity.issuer}/token", request.headers, pairs)
-        return oauth_json(await run_in_threadpool(server.create_token_response, oauth_request))
+        oauth_request = form_request("POST", f"{identity.issuer}{path}", request.headers, pairs)
+        return oauth_json(await run_in_threadpool(respond, oauth_request))
+
+    @router.post("/token")
+    async def token(request: Request) -> Response:
+        return await form_endpoint(request, "/token", server.create_token_response)
 
     @router.post("/revoke")
     async def revoke(request: Request) -> Response:
-        pairs = await form_pairs(request)
-        if isinstance(pairs, Response):
-            return pairs
-        oauth_request = form_request("POST", f"{identity.issuer}/revoke", request.headers, pairs)
-        return oauth_json(await run_in_threadpool(server.create_endpoint_response, "revocation", oauth_request))
+        return await form_endpoint(request, "/revoke", partial(server.create_endpoint_response, "revocation"))
 
     @router.post("/introspect")
     async def introspect(request: Request) -> Response:
-        pairs = await form_pairs(request)
-        if isinstance(pairs, Response):
-            return pairs
-        oauth_request = form_request("POST", f"{identity.issuer}/introspect", request.headers, pairs)
-        return oauth_json(await run_in_threadpool(server.create_endpoint_response, "introspection", oauth_request))
+        return await form_endpoint(request, "/introspect", partial(server.create_endpoint_response, "introspection"))
 
     @router.post("/register")
     async def register(request: Request) -> Response:

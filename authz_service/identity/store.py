@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, event, make_url, update
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from authz_service.identity.subject import Subject
 
@@ -92,6 +92,9 @@ class LoginFailure(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=320)
     window_start: float
     count: int = 0
+
+
+_SingleUse = TypeVar("_SingleUse", AuthorizationCode, RefreshToken)
 
 
 @dataclass(frozen=True)
@@ -218,19 +221,9 @@ class IdentityStore:
 
         A second presentation of a used code revokes every refresh token issued from it (RFC 6749 §4.1.2).
         """
-        digest = token_hash(code)
         with self._session() as session:
-            claimed = session.execute(  # type: ignore[attr-defined]
-                update(AuthorizationCode)
-                .where(
-                    AuthorizationCode.code_hash == digest,  # type: ignore[arg-type]
-                    AuthorizationCode.used == False,  # type: ignore[arg-type]  # noqa: E712
-                    AuthorizationCode.expires_at > self._now(),  # type: ignore[arg-type]
-                    AuthorizationCode.client_id == client_id,  # type: ignore[arg-type]
-                )
-                .values(used=True)
-            ).rowcount
-            row = session.get(AuthorizationCode, digest)
+            key = col(AuthorizationCode.code_hash)
+            row, claimed = self._use_once(session, AuthorizationCode, key, token_hash(code), client_id)
             if row is not None and not claimed and row.used:
                 self._revoke_family(session, row.family_id)
             session.commit()
@@ -276,20 +269,9 @@ class IdentityStore:
 
         Presenting an already rotated token means it leaked: the whole family is revoked (OAuth 2.1 §4.3.1).
         """
-        digest = token_hash(token)
         with self._session() as session:
-            claimed = session.execute(  # type: ignore[attr-defined]
-                update(RefreshToken)
-                .where(
-                    RefreshToken.token_hash == digest,  # type: ignore[arg-type]
-                    RefreshToken.used == False,  # type: ignore[arg-type]  # noqa: E712
-                    RefreshToken.revoked == False,  # type: ignore[arg-type]  # noqa: E712
-                    RefreshToken.expires_at > self._now(),  # type: ignore[arg-type]
-                    RefreshToken.client_id == client_id,  # type: ignore[arg-type]
-                )
-                .values(used=True)
-            ).rowcount
-            row = session.get(RefreshToken, digest)
+            key, live = col(RefreshToken.token_hash), col(RefreshToken.revoked).is_(False)
+            row, claimed = self._use_once(session, RefreshToken, key, token_hash(token), client_id, live)
             if row is not None and not claimed and row.used and row.client_id == client_id:
                 self._revoke_family(session, row.family_id)
             session.commit()
@@ -306,6 +288,25 @@ class IdentityStore:
             self._revoke_family(session, row.family_id)
             session.commit()
         return True
+
+    def _use_once(
+        self, session: Session, table: type[_SingleUse], key: Any, digest: str, client_id: str, *conditions: Any
+    ) -> tuple[_SingleUse | None, bool]:
+        """Mark a live, unused row of this client used in one conditional UPDATE (of two concurrent callers, one
+        wins); the row as it is now, and whether this call claimed it.
+        """
+        claimed = session.execute(  # type: ignore[attr-defined]
+            update(table)
+            .where(
+                key == digest,
+                col(table.used).is_(False),
+                col(table.expires_at) > self._now(),
+                col(table.client_id) == client_id,
+                *conditions,
+            )
+            .values(used=True)
+        ).rowcount
+        return session.get(table, digest), bool(claimed)
 
     def _revoke_family(self, session: Session, family_id: str) -> None:
         session.execute(

@@ -53,6 +53,8 @@ class Resources:
         self._catalog = catalog
         self._extra = {uri.rstrip("/") for uri in extra}
         self.issuer = issuer.rstrip("/")
+        self._known: frozenset[str] = frozenset()
+        self._known_for: Catalog | None = None
 
     def check(self, values: list[str], *, required: bool = False) -> str:
         """The one resource a request names, normalized; the issuer itself when none is named.
@@ -73,9 +75,13 @@ class Resources:
             raise InvalidTargetError(f"Unknown resource {resource!r}.")
         return resource
 
-    def known(self) -> set[str]:
-        servers = {server_resource(self._gateway_url, name) for name in self._catalog().servers}
-        return servers | self._extra | {self.issuer}
+    def known(self) -> frozenset[str]:
+        catalog = self._catalog()
+        if catalog is not self._known_for:  # built once per catalog revision, not per request
+            servers = {server_resource(self._gateway_url, name) for name in catalog.servers}
+            self._known = frozenset(servers | self._extra | {self.issuer})
+            self._known_for = catalog
+        return self._known
 
     def for_server(self, name_or_uri: str) -> str:
         if name_or_uri.startswith(("https://", "http://")):

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authz_service.identity.directory import hash_secret
+from authz_service.identity.errors import IdentityError
 from tests.authz_service.identity_support import (
     DEMO,
     ISSUER,
@@ -266,8 +267,9 @@ def test_a_metadata_document_naming_another_client_id_is_refused(tmp_path: Path)
 def test_metadata_documents_over_http_or_on_private_addresses_are_refused_by_default(
     server: AuthServer, document: _MetadataDocument
 ) -> None:
-    assert server.identity.clients.get(document.url) is None
-    assert server.identity.clients.get("https://127.0.0.1:1/client.json") is None
+    assert server.identity.clients.get(document.url) is None  # served, but over plain http
+    with pytest.raises(IdentityError, match="private address"):
+        server.identity.clients._fetch_document("https://127.0.0.1:1/client.json")  # refused before any fetch
 
 
 def _alice_demo_token(server: AuthServer) -> str:

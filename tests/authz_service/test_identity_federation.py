@@ -6,7 +6,6 @@ directory, keys and issuer).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from authz_service.identity.directory import hash_secret
-from portcullis.testing import free_port, free_port_block, stop_process, wait_http
+from portcullis.testing import authz_environment, free_port, free_port_block, stop_process, wait_http
 from tests.authz_service.identity_support import (
     DEMO,
     ISSUER,
@@ -62,19 +61,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (workdir / "directory.yaml").write_text(yaml.safe_dump(directory))
     http_port, grpc_port = free_port(), free_port_block(1)
     issuer = f"http://127.0.0.1:{http_port}"
-    env = {
-        **os.environ,
-        "AUTHZ_HTTP_PORT": str(http_port),
-        "AUTHZ_GRPC_PORT": str(grpc_port),
-        "AUTHZ_WORKERS": "1",
-        "AUTHZ_ISSUER": issuer,
-        "AUTHZ_POLICY_DIR": str(ROOT / "policies"),
-        "AUTHZ_CATALOG_FILE": str(ROOT / "config" / "catalog.yaml"),
-        "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
-        "AUTHZ_KEY_DIR": str(workdir / "keys"),
-        "AUTHZ_DIRECTORY_FILE": str(workdir / "directory.yaml"),
-        "AUTHZ_WATCH": "false",
-    }
+    env = authz_environment(
+        workdir, http_port=http_port, grpc_port=grpc_port, directory_file=str(workdir / "directory.yaml")
+    )
     with (workdir / "upstream.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "authz_service"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT

@@ -3,8 +3,6 @@ and the identity store is closed (SQLite leaves no write-ahead log behind)."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,27 +10,20 @@ from pathlib import Path
 
 import httpx
 
-from portcullis.testing import free_port, free_port_block, wait_http
-from tests.authz_service.helpers import CATALOG, POLICIES
+from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
 
 SECRET = "shutdown-test-credential-0123456789"
 
 
 def test_sigterm_flushes_the_decision_log_and_closes_the_identity_store(tmp_path: Path) -> None:
     http_port, grpc_port = free_port(), free_port_block(2)
-    env = {
-        **os.environ,
-        "AUTHZ_HTTP_PORT": str(http_port),
-        "AUTHZ_GRPC_PORT": str(grpc_port),
-        "AUTHZ_WORKERS": "2",
-        "AUTHZ_POLICY_DIR": str(POLICIES),
-        "AUTHZ_CATALOG_FILE": str(CATALOG),
-        "AUTHZ_DECISION_LOG": str(tmp_path / "decisions.jsonl"),
-        "AUTHZ_KEY_DIR": str(tmp_path / "keys"),
-        "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SECRET}),
-        "AUTHZ_WATCH": "false",
-    }
+    env = authz_environment(
+        tmp_path,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        workers=2,
+        service_credentials={"tests": SECRET},
+    )
     process = subprocess.Popen([sys.executable, "-m", "authz_service"], env=env, stdout=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{http_port}"

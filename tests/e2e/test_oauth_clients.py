@@ -22,12 +22,12 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 
-from portcullis.testing import LocalPlatform
+from portcullis.testing import LocalPlatform, MemoryTokenStorage
 
 pytestmark = pytest.mark.e2e
 INSPECTOR_DIR = Path(__file__).parent / "inspector"  # package.json + lock pin @modelcontextprotocol/inspector
@@ -40,24 +40,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
     workdir: Path = tmp_path_factory.mktemp("oauth-platform")
     with LocalPlatform.start(workdir, workers=2, identity=True, registry=True) as running:
         yield running
-
-
-class MemoryStorage(TokenStorage):
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 class Browser:
@@ -105,7 +87,7 @@ async def _call_whoami(url: str, auth: httpx2.Auth) -> tuple[list[str], dict[str
 
 
 def test_sdk_oauth_client_registers_signs_in_and_calls_a_tool_through_the_gateway(platform: LocalPlatform) -> None:
-    storage = MemoryStorage()
+    storage = MemoryTokenStorage()
     browser = Browser("alice")
     provider = OAuthClientProvider(
         server_url=platform.mcp_url("demo"),
@@ -133,7 +115,7 @@ def test_sdk_oauth_client_registers_signs_in_and_calls_a_tool_through_the_gatewa
 def test_sdk_client_credentials_provider_calls_a_tool_without_a_browser(platform: LocalPlatform) -> None:
     provider = ClientCredentialsOAuthProvider(
         server_url=platform.mcp_url("demo"),
-        storage=MemoryStorage(),
+        storage=MemoryTokenStorage(),
         client_id="internal-agent",
         client_secret="internal-agent-dev-secret",
         scope="mcp",

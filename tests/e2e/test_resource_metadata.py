@@ -22,9 +22,9 @@ import pytest
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
-from portcullis.testing import LocalPlatform
+from portcullis.testing import LocalPlatform, MemoryTokenStorage
 
 pytestmark = pytest.mark.e2e
 
@@ -210,31 +210,13 @@ class _Transport(httpx2.AsyncBaseTransport):
         await self._real.aclose()
 
 
-class _MemoryStorage:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
 def test_sdk_oauth_client_finds_the_metadata_gets_a_token_for_the_server_and_calls_it(platform: LocalPlatform) -> None:
     server = _AuthorizationServer(platform)
     transport = _Transport(server)
     provider = OAuthClientProvider(
         server_url=platform.mcp_url(),
         client_metadata=OAuthClientMetadata(redirect_uris=["http://127.0.0.1:1/callback"], client_name="e2e"),  # type: ignore[list-item]
-        storage=_MemoryStorage(),
+        storage=MemoryTokenStorage(),
         redirect_handler=server.redirect,
         callback_handler=server.callback,
     )

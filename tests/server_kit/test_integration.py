@@ -30,7 +30,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 
 from portcullis.processes import running, stop_process
-from portcullis.testing import free_port, free_port_block, wait_http
+from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,22 +117,9 @@ def _kit_env(issuer: str, gateway_url: str, **extra: str) -> dict[str, str]:
 def platform(workdir: Path, **kit_env: str) -> Iterator[Platform]:
     http_port, grpc_port, kit_port, gateway_port = free_port(), free_port_block(1), free_port(), free_port()
     issuer, gateway_url = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{gateway_port}"
-    authz_env = {
-        **os.environ,
-        "AUTHZ_HTTP_PORT": str(http_port),
-        "AUTHZ_GRPC_PORT": str(grpc_port),
-        "AUTHZ_WORKERS": "1",
-        "AUTHZ_ISSUER": issuer,
-        "AUTHZ_POLICY_DIR": str(ROOT / "policies"),
-        "AUTHZ_CATALOG_FILE": str(ROOT / "config" / "catalog.yaml"),
-        "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
-        "AUTHZ_KEY_DIR": str(workdir / "keys"),
-        "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
-        "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
-        "AUTHZ_GATEWAY_URL": gateway_url,
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": SECRET}),
-        "AUTHZ_WATCH": "false",
-    }
+    authz_env = authz_environment(
+        workdir, http_port=http_port, grpc_port=grpc_port, gateway_url=gateway_url, service_credentials={"demo": SECRET}
+    )
     serve = [sys.executable, "-m", "server_kit", "serve", "tests.server_kit.sample_server:kit", "--port", str(kit_port)]
     with ExitStack() as stack:
         authz = stack.enter_context(
