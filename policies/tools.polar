@@ -19,3 +19,13 @@ deny(actor, "call", tool: {kind: "tool"}, "business_group_mismatch") if
 
 allow(actor, "call", tool: {kind: "tool"}) if
     allow(actor, "connect", tool.server);
+
+# Human in the loop: a mutating tool asks the person to confirm before it acts (MCP elicitation, in the
+# server). A client that cannot ask anyone may call it unconfirmed only where this waives the confirmation:
+# unattended agents (the "agents" group), on tools they may call anyway.
+deny(actor, "call_unconfirmed", tool: {kind: "tool"}, reason) if
+    deny(actor, "call", tool, reason);
+
+allow(actor, "call_unconfirmed", tool: {kind: "tool"}) if
+    "agents" in actor.groups and
+    allow(actor, "call", tool);

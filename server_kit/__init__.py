@@ -20,12 +20,15 @@ caller may call, and logs and measures every call.
 
 from server_kit.authz import Verdict
 from server_kit.caller import Caller
+from server_kit.data import Dataset
 from server_kit.errors import (
     AccessDenied,
     ConfigurationError,
+    DownstreamAuthError,
     GuardError,
     IssuerUnavailable,
     KitError,
+    NotConfirmed,
     Unauthenticated,
     UnguardedToolError,
 )
@@ -37,12 +40,15 @@ __all__ = [
     "AccessDenied",
     "Caller",
     "ConfigurationError",
+    "Dataset",
+    "DownstreamAuthError",
     "Guard",
     "GuardError",
     "IssuerUnavailable",
     "Kit",
     "KitError",
     "KitSettings",
+    "NotConfirmed",
     "Public",
     "Unauthenticated",
     "UnguardedToolError",

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             for name, access in sorted(kit.check().items()):
                 how = f"public: {access.reason}" if isinstance(access, Public) else f"guarded: {access.action}"
-                print(f"{name}\t{how}")
+                confirmed = "\tmutating: asks the person to confirm" if name in kit.mutating_tools else ""
+                print(f"{name}\t{how}{confirmed}")
             return 0
         overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
         kit.serve(KitSettings.from_env(kit.name, **overrides))

@@ -18,7 +18,7 @@ import anyio.to_thread
 import jwt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server_kit.caller import CALLER_SCOPE_KEY, Caller, caller_from_claims
+from server_kit.caller import CALLER_SCOPE_KEY, Caller, CallerServices, caller_from_claims
 from server_kit.errors import IssuerUnavailable, Unauthenticated
 
 __all__ = ["BearerAuth", "TokenVerifier", "challenge", "protected_resource_metadata"]
@@ -76,8 +76,10 @@ class TokenVerifier:
         leeway_seconds: int = 30,
         jwks_cache_seconds: int = 300,
         clock: Callable[[], float] = time.monotonic,
+        services: CallerServices | None = None,
     ):
         self._issuer = issuer
+        self._services = services
         self._audience = audience
         self._required_scope = required_scope
         self._leeway = leeway_seconds
@@ -142,7 +144,7 @@ class TokenVerifier:
             if len(self._verified) >= _MAX_VERIFIED_TOKENS:
                 self._verified.clear()
             self._verified[token] = (claims, recheck_at)
-        caller = caller_from_claims(claims, token, headers)
+        caller = caller_from_claims(claims, token, headers, self._services)
         if self._required_scope and self._required_scope not in caller.scopes:
             raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
         return caller

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pydantic_core
@@ -40,11 +40,14 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Check:
-    """One question about one tool: the action and the policy inputs read from the call's arguments."""
+    """One question: the action on one tool (with the policy inputs read from the call's arguments), or on one
+    dataset the server serves (`kind="dataset"`, `inputs` = its labels and properties).
+    """
 
     tool: str
     action: str
     inputs: Mapping[str, Any]
+    kind: Literal["tool", "dataset"] = "tool"
 
 
 _CacheKey = tuple[Any, ...]
@@ -80,12 +83,14 @@ class Authorizer:
             await self._http.aclose()
 
     def _resource(self, check: Check) -> dict[str, Any]:
-        arguments = pydantic_core.to_jsonable_python(dict(check.inputs), fallback=str)
-        return {"type": "tool", "id": check.tool, "properties": {"server": self._server, "arguments": arguments}}
+        inputs = pydantic_core.to_jsonable_python(dict(check.inputs), fallback=str)
+        if check.kind == "dataset":
+            return {"type": "dataset", "id": check.tool, "properties": {**inputs, "server": self._server}}
+        return {"type": "tool", "id": check.tool, "properties": {"server": self._server, "arguments": inputs}}
 
     def _key(self, caller: Caller, check: Check, resource: dict[str, Any]) -> _CacheKey:
-        inputs = json.dumps(resource["properties"]["arguments"], sort_keys=True, separators=(",", ":"))
-        return (caller.cache_key, check.action, check.tool, inputs)
+        inputs = json.dumps(resource["properties"], sort_keys=True, separators=(",", ":"))
+        return (caller.cache_key, check.kind, check.action, check.tool, inputs)
 
     def _cached(self, key: _CacheKey) -> Verdict | None:
         entry = self._cache.get(key)

@@ -6,13 +6,27 @@ the tool's input schema.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from server_kit.errors import Unauthenticated
+from server_kit.data import READ_ACTION, Dataset
+from server_kit.errors import AccessDenied, KitError, Unauthenticated
 
-__all__ = ["CALLER_SCOPE_KEY", "DECISION_ID_HEADER", "REQUEST_ID_HEADER", "Caller", "caller_from_claims"]
+if TYPE_CHECKING:
+    from server_kit.authz import Authorizer
+    from server_kit.downstream import TokenExchanger
+
+__all__ = [
+    "CALLER_SCOPE_KEY",
+    "DECISION_ID_HEADER",
+    "REQUEST_ID_HEADER",
+    "Caller",
+    "CallerServices",
+    "caller_from_claims",
+]
+
+_T = TypeVar("_T")
 
 # Where the bearer middleware leaves the verified caller in the ASGI scope (an ASGI extension key).
 CALLER_SCOPE_KEY = "portcullis.caller"
@@ -20,6 +34,15 @@ CALLER_SCOPE_KEY = "portcullis.caller"
 DECISION_ID_HEADER = "x-portcullis-decision-id"
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_HEADER_CHARS = 128
+
+
+@dataclass(frozen=True)
+class CallerServices:
+    """What a caller's helpers need from the running server: its authorizer and its token exchanger."""
+
+    authorizer: Authorizer
+    exchanger: TokenExchanger
+    denial: Callable[[str, str], AccessDenied]
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,54 @@ class Caller:
     request_id: str = ""
     # The verified bearer token: only for token exchange (RFC 8693) to a downstream, never forwarded or logged.
     _token: str = field(default="", repr=False, compare=False)
+    _services: CallerServices | None = field(default=None, repr=False, compare=False)
+
+    def _running(self) -> CallerServices:
+        if self._services is None:
+            raise KitError("this caller is not attached to a running server")
+        return self._services
+
+    async def readable(self, datasets: Iterable[Dataset]) -> list[bool]:
+        """Whether this caller may read each dataset (policy action `read`), asked once per distinct dataset in
+        one batch. Fails closed: a dataset that cannot be decided is not readable.
+        """
+        from server_kit.authz import Check
+
+        services = self._running()
+        items = list(datasets)
+        distinct = {item.key: item for item in items}
+        checks = [Check(item.name, READ_ACTION, item.policy_properties(), kind="dataset") for item in distinct.values()]
+        verdicts = await services.authorizer.check_many(self, checks)
+        allowed = {key: verdict.allowed for key, verdict in zip(distinct, verdicts, strict=True)}
+        return [allowed[item.key] for item in items]
+
+    async def filter_readable(self, items: Iterable[_T], dataset: Callable[[_T], Dataset]) -> list[_T]:
+        """The items (rows, tables, partitions) whose dataset this caller may read, in their order."""
+        kept = list(items)
+        verdicts = await self.readable(dataset(item) for item in kept)
+        return [item for item, allowed in zip(kept, verdicts, strict=True) if allowed]
+
+    async def require_readable(self, dataset: Dataset) -> None:
+        """Return when this caller may read `dataset`.
+
+        Raises:
+            AccessDenied: the policy denies it (or cannot decide); the client sees the reason.
+        """
+        from server_kit.authz import Check
+
+        services = self._running()
+        check = Check(dataset.name, READ_ACTION, dataset.policy_properties(), kind="dataset")
+        verdict = await services.authorizer.check(self, check)
+        if not verdict.allowed:
+            raise services.denial(verdict.reason, verdict.decision_id)
+
+    async def exchange_token(self, resource: str, scope: str = "") -> str:
+        """A token for the downstream `resource` on this caller's behalf (RFC 8693), never the caller's own.
+
+        Raises:
+            DownstreamAuthError: token exchange is not configured, refused, or the issuer is unreachable.
+        """
+        return await self._running().exchanger.exchange(self._token, resource, scope)
 
     @property
     def subject(self) -> dict[str, Any]:
@@ -88,7 +159,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value[:_MAX_HEADER_CHARS] if value.isprintable() else ""
 
 
-def caller_from_claims(claims: Mapping[str, Any], token: str, headers: Mapping[str, str]) -> Caller:
+def caller_from_claims(
+    claims: Mapping[str, Any], token: str, headers: Mapping[str, str], services: CallerServices | None = None
+) -> Caller:
     """The caller of verified `claims`; `headers` (lower-case names) give only correlation ids.
 
     Raises:
@@ -108,4 +181,5 @@ def caller_from_claims(claims: Mapping[str, Any], token: str, headers: Mapping[s
         decision_id=_header(headers, DECISION_ID_HEADER),
         request_id=_header(headers, REQUEST_ID_HEADER),
         _token=token,
+        _services=services,
     )

@@ -6,7 +6,9 @@ KitError
 ├── UnguardedToolError   a tool that is neither guarded nor public: the server refuses to start
 ├── Unauthenticated      no bearer token, or one that failed verification (HTTP 401; 403 for a missing scope)
 ├── IssuerUnavailable    the issuer's keys cannot be fetched, so no token can be verified now (HTTP 503)
-└── AccessDenied         a tool call the policy denied, or that could not be decided (fail closed)
+├── AccessDenied         a tool call the policy denied, or that could not be decided (fail closed)
+├── NotConfirmed         a mutating tool the person did not confirm, or could not be asked to confirm
+└── DownstreamAuthError  no downstream token: token exchange not configured, refused, or the issuer is down
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 __all__ = [
     "AccessDenied",
     "ConfigurationError",
+    "DownstreamAuthError",
     "GuardError",
     "IssuerUnavailable",
     "KitError",
+    "NotConfirmed",
     "Unauthenticated",
     "UnguardedToolError",
 ]
@@ -81,3 +85,21 @@ class AccessDenied(KitError, ToolError):
         super().__init__(message)
         self.reason = reason
         self.decision_id = decision_id
+
+
+class NotConfirmed(KitError, ToolError):
+    """A mutating tool did not run: the person declined, or the client cannot ask and the policy did not waive
+    the confirmation. The client receives it as an MCP tool error with the reason.
+
+    Attributes:
+        reason: `declined`, `cancelled` or `confirmation_required`.
+    """
+
+    def __init__(self, message: str, *, reason: str, decision_id: str = ""):
+        super().__init__(message)
+        self.reason = reason
+        self.decision_id = decision_id
+
+
+class DownstreamAuthError(KitError, ToolError):
+    """No token for a downstream resource could be obtained; the tool call fails with this message."""

@@ -16,13 +16,16 @@ nor public.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
-from mcp.server.mcpserver import MCPServer
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
 from starlette.applications import Starlette
@@ -32,15 +35,18 @@ from starlette.routing import Mount, Route
 
 from server_kit.auth import BearerAuth, TokenVerifier, protected_resource_metadata
 from server_kit.authz import Authorizer
+from server_kit.caller import CallerServices
+from server_kit.downstream import TokenExchanger
 from server_kit.errors import ConfigurationError, GuardError, UnguardedToolError
 from server_kit.guards import Guard, Public, access_of, tool_parameters
 from server_kit.observability import KitMetrics
-from server_kit.settings import RESOURCE_METADATA_PATH, KitSettings
-from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool
+from server_kit.settings import RESOURCE_METADATA_PATH, KitSettings, env_prefix
+from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool, caller_of_request, denial
 
 __all__ = ["Kit"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_CONFIRMATION_SECONDS = 600.0  # how long a person may take to answer a confirmation
 _SERVER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a route segment and a DNS label
 
 
@@ -69,10 +75,14 @@ class Kit:
         description: str | None = None,
         annotations: ToolAnnotations | None = None,
         structured_output: bool | None = None,
+        mutating: bool = False,
     ) -> Callable[[_F], _F]:
         """Declare a tool (the SDK's `MCPServer.tool` options). Stack `@guarded(...)` or `@public(...)` with it.
 
         A parameter annotated `Caller` receives the verified caller and is not part of the input schema.
+        A `mutating` tool (one that changes something) runs only once the person confirms it through MCP
+        elicitation, or the policy waives the confirmation for a client that cannot ask (server_kit.confirm).
+        Its annotations say `readOnlyHint: false`; other tools' say `readOnlyHint: true` unless given.
 
         Raises:
             GuardError: used without parentheses, on a non-function, or a second tool with the same name.
@@ -85,10 +95,22 @@ class Kit:
             tool_name = name or fn.__name__
             if tool_name in self._tools:
                 raise GuardError(f"server {self.name!r} already has a tool named {tool_name!r}")
-            self._tools[tool_name] = ToolSpec(fn, tool_name, title, description, annotations, structured_output)
+            if not isinstance(mutating, bool):
+                raise GuardError(f"@kit.tool(mutating=...) on {tool_name!r} takes True or False")
+            hints = annotations or ToolAnnotations()
+            if hints.read_only_hint is None:
+                hints = hints.model_copy(update={"read_only_hint": not mutating})
+            elif hints.read_only_hint == mutating:
+                raise GuardError(f"tool {tool_name!r}: readOnlyHint={hints.read_only_hint} contradicts mutating")
+            self._tools[tool_name] = ToolSpec(fn, tool_name, title, description, hints, structured_output, mutating)
             return fn
 
         return decorate
+
+    @property
+    def mutating_tools(self) -> frozenset[str]:
+        """The names of the tools declared `mutating=True`."""
+        return frozenset(name for name, spec in self._tools.items() if spec.mutating)
 
     @property
     def tools(self) -> dict[str, Guard | Public | None]:
@@ -124,6 +146,11 @@ class Kit:
         if settings.server != self.name:
             raise ConfigurationError(f"settings are for server {settings.server!r}, not {self.name!r}")
         access = self.check()
+        if self.mutating_tools and settings.environment == "production" and not settings.request_state_keys:
+            raise ConfigurationError(
+                f"{env_prefix(self.name)}REQUEST_STATE_KEYS is required in production: the confirmation of a "
+                "mutating tool spans two requests, which may reach different replicas"
+            )
         metrics = KitMetrics(self.name)
         authorizer = Authorizer(
             server=self.name,
@@ -135,12 +162,20 @@ class Kit:
             http=authz_http,
         )
         runtime = Runtime(self.name, authorizer, metrics)
+        exchanger = TokenExchanger(
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+            timeout_seconds=settings.authz_timeout_seconds,
+        )
+        services = CallerServices(authorizer, exchanger, denial)
         server: MCPServer[Any] = MCPServer(
             self.name,
             title=self.title,
             instructions=self.instructions,
             version=self.version,
             middleware=[ToolListFilter(access, runtime)],
+            request_state_security=_request_state_security(settings),
         )
         for tool_name, spec in self._tools.items():
             server.add_tool(
@@ -162,6 +197,7 @@ class Kit:
             required_scope=settings.required_scope,
             leeway_seconds=settings.leeway_seconds,
             jwks_cache_seconds=settings.jwks_cache_seconds,
+            services=services,
         )
         protected = BearerAuth(
             mcp_app,
@@ -190,6 +226,7 @@ class Kit:
                     yield
                 finally:
                     await authorizer.aclose()
+                    await exchanger.aclose()
 
         routes = [
             Route("/healthz", healthz, methods=["GET"]),
@@ -216,3 +253,17 @@ class Kit:
         configure_logging(settings.log_level)
         app = self.create_app(settings)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def _request_state_security(settings: KitSettings) -> RequestStateSecurity:
+    """Seal the state of multi-round tool calls (confirmations) with the shared keys, or a key of this process,
+    and bind it to the verified caller, so one person's confirmation cannot be replayed by another.
+    """
+    keys: list[bytes | str] = [key.get_secret_value() for key in settings.request_state_keys]
+    keys = keys or [os.urandom(32)]
+
+    def principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        caller = caller_of_request(ctx.request)
+        return None if caller is None else json.dumps([settings.issuer, caller.user, caller.client_id])
+
+    return RequestStateSecurity(keys=keys, ttl=_CONFIRMATION_SECONDS, bind_principal=principal)

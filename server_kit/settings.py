@@ -105,6 +105,14 @@ class KitSettings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
     allowed_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_ORIGINS))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Downstream calls: this server's OAuth client at the issuer, for token exchange (RFC 8693). Empty secret:
+    # token exchange is off and `Caller.exchange_token` says so.
+    client_id: str = ""  # empty: server.<name>, the directory's convention
+    client_secret: SecretStr = SecretStr("")
+    token_url: str = ""  # empty: <issuer>/token
+    # Seals the state a confirmation (MCP elicitation) carries between the rounds of one tool call. Every replica
+    # must share them (first seals, all unseal); empty: a key per process, fine for one replica only.
+    request_state_keys: list[SecretStr] = Field(default_factory=list)
 
     @classmethod
     def from_env(cls, server: str, **overrides: Any) -> KitSettings:
@@ -128,10 +136,15 @@ class KitSettings(BaseSettings):
             self.jwks_url = f"{self.issuer.rstrip('/')}/.well-known/jwks.json"
         if not self.resource:
             self.resource = canonical_uri(self.gateway_url, self.server)
+        self.client_id = self.client_id or f"server.{self.server}"
+        self.token_url = self.token_url or f"{self.issuer.rstrip('/')}/token"
+        short = [i for i, key in enumerate(self.request_state_keys) if len(key.get_secret_value().encode()) < 32]
+        if short:
+            raise ConfigurationError(f"{self._env('request_state_keys')}: every key needs at least 32 bytes")
         self.resource = self.resource.rstrip("/")
         if not self.resource_metadata_url:
             self.resource_metadata_url = resource_metadata_url(self.resource)
-        for name in ("issuer", "jwks_url", "resource", "authz_url", "resource_metadata_url"):
+        for name in ("issuer", "jwks_url", "resource", "authz_url", "resource_metadata_url", "token_url"):
             if not _absolute(getattr(self, name)):
                 raise ConfigurationError(f"{self._env(name)} must be an absolute http(s) URL without a fragment")
         if not self.authz_credential.get_secret_value():
@@ -139,10 +152,14 @@ class KitSettings(BaseSettings):
                 f"{self._env('authz_credential')} is required: this server's service credential for the AuthZEN API"
             )
         if self.environment == "production":
-            if self.authz_credential.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ConfigurationError(f"placeholder {self._env('authz_credential')} in production")
+            for name in ("authz_credential", "client_secret"):
+                value = getattr(self, name).get_secret_value()
+                if value.lower() in PLACEHOLDER_SECRETS - {""} or (name == "authz_credential" and not value):
+                    raise ConfigurationError(f"placeholder {self._env(name)} in production")
             insecure = [
-                self._env(n) for n in ("issuer", "jwks_url", "authz_url") if not _https_or_loopback(getattr(self, n))
+                self._env(n)
+                for n in ("issuer", "jwks_url", "authz_url", "token_url")
+                if not _https_or_loopback(getattr(self, n))
             ]
             if insecure:
                 raise ConfigurationError(f"{', '.join(insecure)} must be https in production (http only on loopback)")

@@ -15,18 +15,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
 from server_kit.authz import AUTHZ_ERROR, AUTHZ_UNAVAILABLE, Authorizer, Check, Verdict
 from server_kit.caller import CALLER_SCOPE_KEY, Caller
-from server_kit.errors import AccessDenied, GuardError
+from server_kit.confirm import (
+    CONFIRMATION_REQUIRED,
+    WAIVE_ACTION,
+    Confirmation,
+    Waived,
+    can_elicit,
+    confirmation_message,
+    require_confirmed,
+)
+from server_kit.errors import AccessDenied, GuardError, NotConfirmed
 from server_kit.guards import Guard, Public
 from server_kit.observability import KitMetrics, bound_log_fields
 
@@ -34,6 +45,7 @@ __all__ = ["Runtime", "ToolListFilter", "ToolSpec", "build_tool", "caller_of_req
 
 logger = logging.getLogger("portcullis.kit.tools")
 _CONTEXT_PARAMETER = "portcullis_context"
+_CONFIRMATION_PARAMETER = "portcullis_confirmation"
 UNAUTHENTICATED = "unauthenticated"
 GUARD_FAILED = "guard_failed"
 _REASON_TEXT = {
@@ -52,6 +64,10 @@ _REASON_TEXT = {
     AUTHZ_ERROR: "the authorization service gave no usable decision, so the call was denied",
     UNAUTHENTICATED: "no verified caller for this request",
     GUARD_FAILED: "the tool's guard could not compute its policy inputs",
+    CONFIRMATION_REQUIRED: (
+        "this tool changes data and needs your confirmation, but your client cannot ask you (it does not support "
+        "MCP form elicitation); use a client that does, or ask for the confirmation to be waived by policy"
+    ),
 }
 
 
@@ -65,6 +81,7 @@ class ToolSpec:
     description: str | None = None
     annotations: ToolAnnotations | None = None
     structured_output: bool | None = None
+    mutating: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,7 @@ class _Plan:
     caller_parameters: tuple[str, ...]
     context_parameter: str
     tool_wants_context: bool
+    arguments: tuple[str, ...]  # the tool's own arguments (its input schema)
 
 
 def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
@@ -120,9 +138,11 @@ def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
         if clash:
             raise GuardError(f"tool {spec.name!r}: the guard reads {', '.join(clash)}, which is not a tool argument")
     parameters = [p for p in signature.parameters.values() if p.name not in callers]
+    arguments = tuple(p.name for p in parameters if p.name != context)
+    reserved_names = [name for name in (_CONTEXT_PARAMETER, _CONFIRMATION_PARAMETER) if name in signature.parameters]
+    if reserved_names:
+        raise GuardError(f"tool {spec.name!r}: the parameter name {reserved_names[0]!r} is reserved")
     if context is None:
-        if _CONTEXT_PARAMETER in signature.parameters:
-            raise GuardError(f"tool {spec.name!r}: the parameter name {_CONTEXT_PARAMETER!r} is reserved")
         parameters.append(
             inspect.Parameter(_CONTEXT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, annotation=Context, default=None)
         )
@@ -131,6 +151,7 @@ def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
         callers,
         context or _CONTEXT_PARAMETER,
         context is not None,
+        arguments,
     )
 
 
@@ -146,12 +167,82 @@ async def _decide(runtime: Runtime, guard: Guard, spec: ToolSpec, caller: Caller
     return verdict
 
 
+def _fields(runtime: Runtime, spec: ToolSpec, caller: Caller | None) -> dict[str, Any]:
+    fields = {"server": runtime.server, "tool": spec.name}
+    if caller is not None:
+        fields |= {"user": caller.user, "client_id": caller.client_id, "edge_decision_id": caller.decision_id}
+        fields |= {"request_id": caller.request_id}
+    return {key: value for key, value in fields.items() if value}
+
+
+async def _authorize(
+    runtime: Runtime, guard: Guard | None, spec: ToolSpec, caller: Caller | None, kwargs: dict[str, Any]
+) -> Verdict:
+    if caller is None:
+        return Verdict(False, UNAUTHENTICATED)
+    if guard is None:
+        return Verdict(True, "public")
+    return await _decide(runtime, guard, spec, caller, kwargs)
+
+
+def _refuse(runtime: Runtime, spec: ToolSpec, log: dict[str, Any], started: float, error: Exception) -> Exception:
+    """Count and log a call that did not run; returns the error to raise."""
+    elapsed = time.perf_counter() - started
+    reason = getattr(error, "reason", "denied")
+    runtime.metrics.observe_call(spec.name, elapsed, denied_reason=reason)
+    logger.info("tool call denied", extra={"kit": {**log, "outcome": "denied", "reason": reason, "ms": elapsed * 1000}})
+    return error
+
+
+def _confirmation_resolver(
+    spec: ToolSpec, guard: Guard | None, runtime: Runtime, plan: _Plan
+) -> Callable[..., Awaitable[Any]]:
+    """The SDK resolver that fills a mutating tool's confirmation: policy first (never ask a person to confirm a
+    call the policy denies), then the question, or the policy's waiver when the client cannot ask.
+    """
+    description = spec.description or spec.fn.__doc__ or ""
+
+    async def confirm(**kwargs: Any) -> Any:
+        started = time.perf_counter()
+        ctx = kwargs.pop(_CONTEXT_PARAMETER)
+        caller = _caller_of(ctx)
+        fields = _fields(runtime, spec, caller)
+        with bound_log_fields(**fields):
+            verdict = await _authorize(runtime, guard, spec, caller, kwargs)
+            log = {**fields, "decision_id": verdict.decision_id, "reason": verdict.reason, "cache": verdict.cached}
+            if not verdict.allowed:
+                raise _refuse(runtime, spec, log, started, denial(verdict.reason, verdict.decision_id))
+            if can_elicit(ctx):
+                return Elicit(confirmation_message(runtime.server, spec.name, description, kwargs), Confirmation)
+            assert caller is not None
+            inputs = guard.policy_inputs(kwargs) if guard is not None else {}
+            waiver = await runtime.authorizer.check(caller, Check(spec.name, WAIVE_ACTION, inputs))
+            if waiver.allowed:
+                return Waived(waiver.decision_id)
+            log |= {"decision_id": waiver.decision_id}
+            refusal = NotConfirmed(
+                denial(CONFIRMATION_REQUIRED, waiver.decision_id).args[0],
+                reason=CONFIRMATION_REQUIRED,
+                decision_id=waiver.decision_id,
+            )
+            raise _refuse(runtime, spec, log, started, refusal)
+
+    parameters = [inspect.Parameter(_CONTEXT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in plan.arguments]
+    confirm.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    confirm.__annotations__ = {_CONTEXT_PARAMETER: Context}
+    # The resolver's wire key in the multi-round state is its module and qualified name: one per tool.
+    confirm.__module__ = "portcullis"
+    confirm.__qualname__ = f"confirm.{spec.name}"
+    return confirm
+
+
 def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Callable[..., Awaitable[Any]]:
     """The function registered with the SDK for `spec`.
 
     Raises:
-        GuardError: the tool's annotations cannot be resolved, it declares two `Caller` parameters, or its
-            guard reads a parameter that is not a tool argument.
+        GuardError: the tool's annotations cannot be resolved, it declares two `Caller` parameters, its guard
+            reads a parameter that is not a tool argument, or it uses a reserved parameter name.
     """
     plan = _plan(spec, access)
     guard = access if isinstance(access, Guard) else None
@@ -162,25 +253,20 @@ def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Call
     async def run(**kwargs: Any) -> Any:
         started = time.perf_counter()
         ctx = kwargs[plan.context_parameter] if plan.tool_wants_context else kwargs.pop(plan.context_parameter)
+        confirmation = kwargs.pop(_CONFIRMATION_PARAMETER, None)
         caller = _caller_of(ctx)
-        fields = {"server": runtime.server, "tool": spec.name}
-        if caller is not None:
-            fields |= {"user": caller.user, "client_id": caller.client_id, "edge_decision_id": caller.decision_id}
-            fields |= {"request_id": caller.request_id}
-        fields = {key: value for key, value in fields.items() if value}
+        fields = _fields(runtime, spec, caller)
         with bound_log_fields(**fields):
-            verdict = Verdict(True, "public")
-            if caller is None:
-                verdict = Verdict(False, UNAUTHENTICATED)
-            elif guard is not None:
-                verdict = await _decide(runtime, guard, spec, caller, kwargs)
+            verdict = await _authorize(runtime, guard, spec, caller, kwargs)
             # The call's fields go on the kit's own records too, so they survive a handler that formats later.
             log = {**fields, "decision_id": verdict.decision_id, "reason": verdict.reason, "cache": verdict.cached}
             if not verdict.allowed:
-                elapsed = time.perf_counter() - started
-                runtime.metrics.observe_call(spec.name, elapsed, denied_reason=verdict.reason)
-                logger.info("tool call denied", extra={"kit": {**log, "outcome": "denied", "ms": elapsed * 1000}})
-                raise denial(verdict.reason, verdict.decision_id)
+                raise _refuse(runtime, spec, log, started, denial(verdict.reason, verdict.decision_id))
+            if spec.mutating:
+                try:
+                    log["confirmation"] = require_confirmed(confirmation, spec.name)
+                except NotConfirmed as exc:
+                    raise _refuse(runtime, spec, log, started, exc) from None
             for name in plan.caller_parameters:
                 kwargs[name] = caller
             try:
@@ -199,12 +285,21 @@ def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Call
             logger.info("tool call", extra={"kit": {**log, "outcome": "ok", "ms": elapsed * 1000}})
             return result
 
-    run.__signature__ = plan.signature  # type: ignore[attr-defined]
+    signature = plan.signature
+    if spec.mutating:
+        resolver = _confirmation_resolver(spec, guard, runtime, plan)
+        confirmation = inspect.Parameter(
+            _CONFIRMATION_PARAMETER,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[ElicitationResult[Confirmation], Resolve(resolver)],
+        )
+        signature = signature.replace(parameters=[*signature.parameters.values(), confirmation])
+    run.__signature__ = signature  # type: ignore[attr-defined]
     run.__annotations__ = {
-        p.name: p.annotation for p in plan.signature.parameters.values() if p.annotation is not inspect.Parameter.empty
+        p.name: p.annotation for p in signature.parameters.values() if p.annotation is not inspect.Parameter.empty
     }
-    if plan.signature.return_annotation is not inspect.Signature.empty:
-        run.__annotations__["return"] = plan.signature.return_annotation
+    if signature.return_annotation is not inspect.Signature.empty:
+        run.__annotations__["return"] = signature.return_annotation
     return run
 
 

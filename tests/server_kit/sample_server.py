@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from server_kit import Caller, Kit, guarded, public
+import jwt
+
+from server_kit import Caller, Dataset, Kit, guarded, public
 
 _REVENUE = [
     {"date": "2026-11-20", "region": "emea", "revenue_usd": 1_204_300},
     {"date": "2026-11-20", "region": "amer", "revenue_usd": 2_871_950},
     {"date": "2026-11-20", "region": "apac", "revenue_usd": 943_120},
+]
+
+_REVENUE_BY_GROUP = [
+    {"business_group": "ads", "sensitivity": "confidential", "revenue_usd": 5_019_370},
+    {"business_group": "search", "sensitivity": "internal", "revenue_usd": 7_300_000},
+    {"business_group": "finance", "sensitivity": "restricted", "revenue_usd": 120_000},
 ]
 
 kit = Kit("demo", instructions="A demo server built on the Portcullis server kit.")
@@ -47,3 +55,22 @@ def get_revenue_metrics(region: str | None = None) -> list[dict[str, Any]]:
 def server_version() -> str:
     """The server's version."""
     return "1.0.0"
+
+
+@kit.tool()
+@guarded()
+async def revenue_by_business_group(caller: Caller) -> list[dict[str, Any]]:
+    """Revenue per business group: each row is a dataset the policy decides on for this caller."""
+    return await caller.filter_readable(
+        _REVENUE_BY_GROUP,
+        lambda row: Dataset(f"revenue.{row['business_group']}", row["business_group"], row["sensitivity"]),
+    )
+
+
+@kit.tool()
+@guarded(arguments=["resource"])
+async def downstream_claims(caller: Caller, resource: str) -> dict[str, Any]:
+    """Exchange the caller's token for one to `resource` and show what it says (a test of token exchange)."""
+    token = await caller.exchange_token(resource)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return {name: claims.get(name) for name in ("sub", "aud", "client_id", "act", "scope", "groups")}

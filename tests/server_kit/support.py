@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import httpx2
+import yaml
 from mcp import Client
+from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
@@ -90,12 +92,23 @@ class AuthzenRecorder:
         return [path for path, _ in self.requests]
 
 
+def catalog_with_tools(tmp_path: Path, server: str, tools: list[dict[str, Any]]) -> Path:
+    """config/catalog.yaml with more tools on one server, written under `tmp_path`."""
+    document = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+    entry = next(entry for entry in document["servers"] if entry["name"] == server)
+    entry["tools"] = [*entry["tools"], *tools]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 @contextmanager
-def real_authzen(tmp_path: Path) -> Iterator[tuple[Starlette, Runtime]]:
-    """authz_service's HTTP app in-process, deciding with the real policies and config/catalog.yaml."""
+def real_authzen(tmp_path: Path, catalog_file: Path | None = None) -> Iterator[tuple[Starlette, Runtime]]:
+    """authz_service's HTTP app in-process, deciding with the real policies and config/catalog.yaml (or the
+    given catalog)."""
     settings = AuthzSettings(
         policy_dir=ROOT / "policies",
-        catalog_file=ROOT / "config" / "catalog.yaml",
+        catalog_file=catalog_file or ROOT / "config" / "catalog.yaml",
         decision_log=tmp_path / "decisions.jsonl",
         key_dir=tmp_path / "keys",
         service_credentials={"demo": SERVICE_SECRET},
@@ -146,8 +159,18 @@ def http(app: Starlette, token: str | None = None, **headers: str) -> httpx2.Asy
 @asynccontextmanager
 async def mcp_client(app: Starlette, token: str, **headers: str) -> AsyncIterator[Client]:
     """The real MCP SDK client, speaking streamable HTTP to the in-process app."""
-    client_http = http(app, token, **headers)
-    async with client_http, Client(streamable_http_client(f"{BASE}/mcp", http_client=client_http)) as client:
+    async with eliciting_client(app, token, None, headers) as client:
+        yield client
+
+
+@asynccontextmanager
+async def eliciting_client(
+    app: Starlette, token: str, callback: ElicitationFnT | None, headers: dict[str, str] | None = None
+) -> AsyncIterator[Client]:
+    """`mcp_client`, answering elicitation with `callback` (None: the client declares no elicitation)."""
+    client_http = http(app, token, **(headers or {}))
+    transport = streamable_http_client(f"{BASE}/mcp", http_client=client_http)
+    async with client_http, Client(transport, elicitation_callback=callback) as client:
         yield client
 
 

@@ -10,8 +10,10 @@ from server_kit.__main__ import EXIT_REFUSED, main
 def test_check_lists_every_tool_with_its_guard_or_public_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "tests.server_kit.sample_server:kit"]) == 0
     assert capsys.readouterr().out.splitlines() == [
+        "downstream_claims\tguarded: call",
         "echo\tguarded: call",
         "get_revenue_metrics\tguarded: call",
+        "revenue_by_business_group\tguarded: call",
         "server_version\tpublic: Reports the server's version; reads no data.",
         "whoami\tguarded: call",
     ]

@@ -31,10 +31,13 @@ from mcp_types import CallToolResult
 
 from portcullis.processes import running, stop_process
 from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
+from tests.server_kit.support import catalog_with_tools
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "kit-e2e-service-credential-0123456789"
+DOWNSTREAM = "http://127.0.0.1:8282"  # a resource the issuer knows (the registry's URL); nothing needs to listen
+_EXTRA_TOOLS = ("revenue_by_business_group", "downstream_claims")
 REDIRECT = "http://127.0.0.1:5555/callback"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -109,6 +112,7 @@ def _kit_env(issuer: str, gateway_url: str, **extra: str) -> dict[str, str]:
         "KIT_DEMO_GATEWAY_URL": gateway_url,
         "KIT_DEMO_AUTHZ_URL": issuer,
         "KIT_DEMO_AUTHZ_CREDENTIAL": SECRET,
+        "KIT_DEMO_CLIENT_SECRET": "demo-server-dev-secret",  # server.demo in config/directory.yaml
         **extra,
     }
 
@@ -117,8 +121,17 @@ def _kit_env(issuer: str, gateway_url: str, **extra: str) -> dict[str, str]:
 def platform(workdir: Path, **kit_env: str) -> Iterator[Platform]:
     http_port, grpc_port, kit_port, gateway_port = free_port(), free_port_block(1), free_port(), free_port()
     issuer, gateway_url = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{gateway_port}"
+    # The sample server's extra tools join the demo's catalog entry; the registry's URL is a known resource to
+    # exchange tokens for.
+    catalog = catalog_with_tools(workdir, "demo", [{"name": name} for name in _EXTRA_TOOLS])
     authz_env = authz_environment(
-        workdir, http_port=http_port, grpc_port=grpc_port, gateway_url=gateway_url, service_credentials={"demo": SECRET}
+        workdir,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        gateway_url=gateway_url,
+        service_credentials={"demo": SECRET},
+        catalog_file=str(catalog),
+        extra_resources=json.dumps([DOWNSTREAM]),
     )
     serve = [sys.executable, "-m", "server_kit", "serve", "tests.server_kit.sample_server:kit", "--port", str(kit_port)]
     with ExitStack() as stack:
@@ -180,8 +193,9 @@ def test_a_denied_call_reaches_the_client_as_a_tool_error_with_its_reason(live: 
 def test_tools_list_differs_between_two_callers(live: Platform) -> None:
     alice = session(live, live.user_token("alice"), tool_names)
     agent = session(live, live.agent_token(), tool_names)
-    assert alice == ["echo", "get_revenue_metrics", "server_version", "whoami"]
-    assert agent == ["echo", "server_version", "whoami"]
+    every = ["downstream_claims", "echo", "get_revenue_metrics", "revenue_by_business_group", "server_version"]
+    assert alice == [*every, "whoami"]
+    assert agent == [name for name in every if name != "get_revenue_metrics"] + ["whoami"]
 
 
 def test_the_caller_comes_from_the_verified_token(live: Platform) -> None:
@@ -256,3 +270,34 @@ def test_a_server_with_a_guardless_tool_refuses_to_start(tmp_path: Path) -> None
     assert refused.returncode == 2
     assert "refusing to start: tool(s) drop_table are neither guarded nor public" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_rows_are_filtered_by_the_callers_business_groups(live: Platform) -> None:
+    alice = session(live, live.user_token("alice"), call("revenue_by_business_group", {}))
+    bob = session(live, live.user_token("bob"), call("revenue_by_business_group", {}))
+    groups = [[row["business_group"] for row in (r.structured_content or {})["result"]] for r in (alice, bob)]
+    # Alice (business group ads) reads the confidential ads row; bob (search) only internal data; nobody here
+    # belongs to finance, whose row is restricted.
+    assert groups == [["ads", "search"], ["search"]]
+
+
+def test_a_downstream_call_gets_an_exchanged_token_never_the_callers(live: Platform) -> None:
+    token = live.user_token("alice")
+    result = session(live, token, call("downstream_claims", {"resource": DOWNSTREAM}))
+    assert not result.is_error, text(result)
+    claims = result.structured_content or {}
+    assert claims["sub"] == "alice" and claims["aud"] == DOWNSTREAM
+    assert claims["client_id"] == "server.demo" and claims["act"] == {"sub": "server.demo"}
+    assert claims["scope"] == "mcp" and "ads-eng" in claims["groups"]
+
+
+def test_a_downstream_the_issuer_does_not_know_is_a_clear_tool_error(live: Platform) -> None:
+    result = session(live, live.user_token("alice"), call("downstream_claims", {"resource": "https://elsewhere.test"}))
+    assert result.is_error
+    assert "the issuer refused token exchange for https://elsewhere.test: invalid_target" in text(result)
+
+
+def test_without_a_client_secret_token_exchange_says_it_is_not_configured(tmp_path: Path) -> None:
+    with platform(tmp_path, KIT_DEMO_CLIENT_SECRET="") as bare:
+        result = session(bare, bare.user_token("alice"), call("downstream_claims", {"resource": DOWNSTREAM}))
+    assert result.is_error and "token exchange is not configured for this server" in text(result)

@@ -71,7 +71,7 @@ def test_tools_list_differs_between_callers_and_costs_one_batch_evaluation(issue
     alice = session(app, issuer.token("alice"), tool_names)
     assert alice == ["echo", "get_revenue_metrics", "server_version", "whoami"]
     assert recorder.paths() == ["/access/v1/evaluations"]
-    assert len(recorder.requests[0][1]["evaluations"]) == 3  # the guarded tools; the public one needs no decision
+    assert len(recorder.requests[0][1]["evaluations"]) == 5  # the guarded tools; the public one needs no decision
     app = build_app(sample_server.kit, issuer, authzen, recorder)
     assert session(app, issuer.token("bob"), tool_names) == ["echo", "server_version", "whoami"]
 
