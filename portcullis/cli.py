@@ -23,11 +23,22 @@ from authz_service.settings import Settings
 from authz_service.worker import PortInUseError
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.errors import GatewayError
+from portcullis.server_cli import add_server_commands
 from portcullis.up import PlatformError, UpOptions, run_up
+from server_kit.errors import KitError
 
 __all__ = ["main"]
 
-_EXPECTED_ERRORS = (AuthzError, GatewayError, PlatformError, PortInUseError, DirectoryError, ValidationError, OSError)
+_EXPECTED_ERRORS = (
+    AuthzError,
+    GatewayError,
+    PlatformError,
+    PortInUseError,
+    DirectoryError,
+    ValidationError,
+    OSError,
+    KitError,
+)
 
 
 def project_root() -> Path:
@@ -291,6 +302,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     config.add_argument("--out", type=Path)
     config.set_defaults(run=_gateway_config)
+    add_server_commands(commands, root)
     return parser
 
 
