@@ -115,12 +115,16 @@ def _sign(platform: LocalPlatform, user: str, groups: list[str], review: str) ->
     assert response.status_code == 200, response.text
 
 
-def _post(platform: LocalPlatform, user: str) -> int:
+def _person(platform: LocalPlatform, user: str) -> str:
     facts = ALICE if user == "alice" else BOB
+    return platform.token(user, server="insights", groups=facts["groups"], business_groups=facts["business_groups"])
+
+
+def _post(platform: LocalPlatform, user: str) -> int:
     response = httpx.post(
         platform.mcp_url("insights"),
         headers={
-            "Authorization": f"Bearer {platform.token(user, server='insights', **facts)}",
+            "Authorization": f"Bearer {_person(platform, user)}",
             "Accept": "application/json, text/event-stream",
             "Content-Type": "application/json",
         },
@@ -131,8 +135,7 @@ def _post(platform: LocalPlatform, user: str) -> int:
 
 
 def _session(platform: LocalPlatform, user: str, tool: str | None) -> Any:
-    facts = ALICE if user == "alice" else BOB
-    token = platform.token(user, server="insights", **facts)
+    token = _person(platform, user)
 
     async def run() -> Any:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=15)
@@ -206,7 +209,7 @@ def test_with_authz_service_down_the_call_is_denied_clearly(deployed: tuple[Loca
     response = httpx.post(
         platform.mcp_url("insights"),
         headers={
-            "Authorization": f"Bearer {platform.token('alice', server='insights', **ALICE)}",
+            "Authorization": f"Bearer {_person(platform, 'alice')}",
             "Accept": "application/json, text/event-stream",
             "Content-Type": "application/json",
         },
