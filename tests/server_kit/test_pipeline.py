@@ -26,7 +26,8 @@ def new(tmp_path: Path, name: str = "weather", *extra: str) -> Path:
 
 
 def errors(folder: Path) -> list[str]:
-    return [f"{f.where}: {f.message}" for f in validate_project(ServerProject.at(folder), POLICIES) if f.level == "error"]
+    findings = validate_project(ServerProject.at(folder), POLICIES)
+    return [f"{f.where}: {f.message}" for f in findings if f.level == "error"]
 
 
 def test_a_fresh_scaffold_passes_its_own_tests(tmp_path: Path) -> None:
