@@ -4,7 +4,8 @@ Kubernetes: a Deployment (probes on `/healthz`, requests and limits, a locked-do
 from a Secret, never literal), a Service, a HorizontalPodAutoscaler on CPU and a PodDisruptionBudget, so a
 node drain or a rollout never takes every replica at once. Kit servers are stateless (every request carries
 its token; a confirmation's state travels sealed with the client), so replicas scale horizontally; they share
-the request-state keys through the Secret.
+the request-state keys through the Secret. Every manifest is built from fresh dicts, so the rendered YAML has no
+anchors or aliases for a reviewer to chase, and a caller editing one manifest cannot change another.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ __all__ = ["DeploySpec", "compose_service", "gateway_route", "kubernetes_manifes
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")  # a Secret's name: an RFC 1123 subdomain
 
 
 @dataclass(frozen=True)
 class DeploySpec:
-    """Where and how one kit server runs."""
+    """Where and how one kit server runs.
+
+    Raises:
+        ConfigurationError: a field is invalid (server or namespace not a DNS label, target not `module:attr`,
+            replicas, port or CPU target out of range, an image reference that is empty or has whitespace).
+    """
 
     server: str
     target: str
@@ -67,14 +74,30 @@ class DeploySpec:
             raise ConfigurationError("image must be a non-empty reference without whitespace")
         if not 1 <= self.target_cpu_percent <= 100:
             raise ConfigurationError("target_cpu_percent must be between 1 and 100")
+        if not _NAME.fullmatch(self.namespace):
+            raise ConfigurationError(f"namespace {self.namespace!r} must be a lower-case DNS label")
+        if self.secret_name and not _SUBDOMAIN.fullmatch(self.secret_name):
+            raise ConfigurationError(f"secret_name {self.secret_name!r} must be a lower-case DNS subdomain")
 
     @property
     def name(self) -> str:
+        """The name of every Kubernetes object of this server: `mcp-<server>`."""
         return f"mcp-{self.server}"
 
     @property
     def secret(self) -> str:
+        """The Secret holding the server's credentials: `secret_name`, or `<server>-kit`."""
         return self.secret_name or f"{self.server}-kit"
+
+
+def _governance(spec: DeploySpec) -> dict[str, str]:
+    values = {
+        "app.kubernetes.io/version": spec.version,
+        "portcullis.dev/owner-team": spec.owner_team,
+        "portcullis.dev/business-group": spec.business_group,
+        "portcullis.dev/sensitivity": spec.sensitivity,
+    }
+    return {key: value for key, value in values.items() if value}
 
 
 def _labels(spec: DeploySpec) -> dict[str, str]:
@@ -85,13 +108,18 @@ def _labels(spec: DeploySpec) -> dict[str, str]:
         "app.kubernetes.io/part-of": "portcullis",
         "app.kubernetes.io/managed-by": "portcullis",
     }
-    if _LABEL_VALUE.fullmatch(spec.version) and len(spec.version) <= 63:
-        labels["app.kubernetes.io/version"] = spec.version
-    for key, value in (("owner-team", spec.owner_team), ("business-group", spec.business_group),
-                       ("sensitivity", spec.sensitivity)):  # fmt: skip
-        if value and len(value) <= 63 and _LABEL_VALUE.fullmatch(value):
-            labels[f"portcullis.dev/{key}"] = value
-    return labels
+    # A label value is at most 63 characters of [-A-Za-z0-9_.]: free text ("Finance Engineering", "1.0+b1")
+    # would make the API server reject the object, so it lives in the annotations only.
+    governance = _governance(spec).items()
+    return labels | {key: value for key, value in governance if len(value) <= 63 and _LABEL_VALUE.fullmatch(value)}
+
+
+def _metadata(spec: DeploySpec) -> dict[str, Any]:
+    # The annotations keep every governance value verbatim, including those too free-form to be labels.
+    metadata: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace, "labels": _labels(spec)}
+    if annotations := _governance(spec):
+        metadata["annotations"] = annotations
+    return metadata
 
 
 def _selector(spec: DeploySpec) -> dict[str, str]:
@@ -122,20 +150,28 @@ def _environment(spec: DeploySpec) -> list[dict[str, Any]]:
     return env
 
 
+def _probe(*, period: int, failures: int) -> dict[str, Any]:
+    # Startup allows `period * failures` seconds to come up; then liveness restarts a wedged process and
+    # readiness takes a replica out of the Service while /healthz fails.
+    return {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "timeoutSeconds": 2,
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+
+
 def kubernetes_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
-    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, in that order."""
-    labels, selector = _labels(spec), _selector(spec)
-    metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "timeoutSeconds": 2}
+    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, in that order, sharing no dicts."""
     container = {
         "name": "server",
         "image": spec.image,
         "command": ["python", "-m", "server_kit", "serve", spec.target],
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         "env": _environment(spec),
-        "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
-        "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 30},
+        "readinessProbe": _probe(period=5, failures=3),
+        "livenessProbe": _probe(period=10, failures=3),
+        "startupProbe": _probe(period=1, failures=30),
         "resources": {
             "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
             "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
@@ -151,14 +187,14 @@ def kubernetes_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata,
+        "metadata": _metadata(spec),
         "spec": {
             "replicas": spec.min_replicas,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": _selector(spec)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {
-                    "labels": labels,
+                    "labels": _labels(spec),
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(spec.port),
@@ -179,7 +215,7 @@ def kubernetes_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
                             "maxSkew": 1,
                             "topologyKey": "kubernetes.io/hostname",
                             "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": selector},
+                            "labelSelector": {"matchLabels": _selector(spec)},
                         }
                     ],
                     "containers": [container],
@@ -191,17 +227,17 @@ def kubernetes_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata,
+        "metadata": _metadata(spec),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector,
+            "selector": _selector(spec),
             "ports": [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
     autoscaler = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata,
+        "metadata": _metadata(spec),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
             "minReplicas": spec.min_replicas,
@@ -220,8 +256,8 @@ def kubernetes_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
     budget = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata,
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        "metadata": _metadata(spec),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(spec)}},
     }
     return [deployment, service, autoscaler, budget]
 
@@ -246,7 +282,8 @@ def compose_service(spec: DeploySpec) -> dict[str, Any]:
             f"{prefix}RESOURCE": canonical_uri("http://127.0.0.1:8080", spec.server),
             f"{prefix}AUTHZ_URL": "http://authz:8181",
             f"{prefix}AUTHZ_CREDENTIAL": f"${{{variable}:?set {variable} to this server's AuthZEN credential}}",
-            # Plain http on the internal compose network: production mode accepts http on loopback only.
+            # The kit's production mode accepts plain http on loopback only, and authz is reached over the internal
+            # compose network (no route out, nothing published); the credential still comes from the deployment.
             f"{prefix}ENVIRONMENT": "development",
         },
         "networks": ["mesh"],
@@ -256,6 +293,7 @@ def compose_service(spec: DeploySpec) -> dict[str, Any]:
             "timeout": "3s",
             "retries": 3,
             "start_period": "30s",
+            "start_interval": "1s",
         },
     }
 
@@ -286,7 +324,12 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def write_artifacts(spec: DeploySpec, directory: Path) -> list[Path]:
-    """Write `kubernetes.yaml` and `compose.yaml` into `directory`, each replaced in one rename."""
+    """Write `kubernetes.yaml` and `compose.yaml` into `directory` (created if missing), each replaced in one
+    rename: both are rendered before either is written, and a failed write leaves no partial or temporary file.
+
+    Raises:
+        OSError: the directory cannot be created or a file cannot be written.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         directory / "kubernetes.yaml": render_yaml(kubernetes_manifests(spec)),

@@ -15,7 +15,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from server_kit.deploy import DeploySpec, compose_service, gateway_route, kubernetes_manifests, write_artifacts
+from server_kit.deploy import (
+    DeploySpec,
+    compose_service,
+    gateway_route,
+    kubernetes_manifests,
+    render_yaml,
+    write_artifacts,
+)
 from server_kit.errors import ConfigurationError
 
 VERSION = kubernetes_validate.latest_version()
@@ -88,6 +95,10 @@ def test_selectors_of_service_budget_and_autoscaler_match_the_pods() -> None:
         ({"target": "servers.finance"}, "module:attribute"),
         ({"min_replicas": 5, "max_replicas": 2}, "replicas"),
         ({"image": "bad image"}, "image"),
+        ({"image": ""}, "image"),
+        ({"port": 70_000}, "port"),
+        ({"namespace": "Portcullis"}, "namespace"),
+        ({"secret_name": "kit_secret"}, "secret_name"),
     ],
 )
 def test_an_invalid_spec_is_refused(change: dict[str, Any], message: str) -> None:
@@ -109,3 +120,31 @@ def test_write_artifacts_writes_parseable_yaml(tmp_path: Path) -> None:
     assert "finance-reports" in yaml.safe_load(paths[1].read_text())["services"]
     assert gateway_route(SPEC)["upstream"] == "mcp-finance-reports.portcullis.svc.cluster.local:8300"
     assert json.dumps(gateway_route(SPEC))
+
+
+def test_free_text_governance_values_are_annotations_not_labels() -> None:
+    spec = DeploySpec(**{**SPEC.__dict__, "owner_team": "Finance Engineering", "version": "1.2.0+build.7"})
+    for manifest in kubernetes_manifests(spec):
+        kubernetes_validate.validate(manifest, VERSION, strict=True)
+        metadata = manifest["metadata"]
+        assert "portcullis.dev/owner-team" not in metadata["labels"]
+        assert "app.kubernetes.io/version" not in metadata["labels"]
+        assert metadata["annotations"]["portcullis.dev/owner-team"] == "Finance Engineering"
+        assert metadata["annotations"]["app.kubernetes.io/version"] == "1.2.0+build.7"
+        assert metadata["labels"]["portcullis.dev/business-group"] == "finance"
+
+
+def test_manifests_share_no_objects_so_the_yaml_has_no_aliases() -> None:
+    deployment, service, *_ = kubernetes_manifests(SPEC)
+    deployment["metadata"]["labels"]["edited"] = "yes"
+    assert "edited" not in service["metadata"]["labels"]
+    assert "edited" not in deployment["spec"]["template"]["metadata"]["labels"]
+    rendered = render_yaml(kubernetes_manifests(SPEC))
+    assert "&id" not in rendered and "*id" not in rendered
+
+
+def test_a_failed_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> None:
+    (tmp_path / "kubernetes.yaml").mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(OSError):
+        write_artifacts(SPEC, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kubernetes.yaml"]
