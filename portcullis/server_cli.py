@@ -11,6 +11,7 @@ Every refusal is a clear message and a non-zero exit; `deploy` publishes nothing
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import httpx
 
 from gateway.config import canonical_uri, render_yaml, route_config, spec_from_catalog
 from portcullis.processes import wait_http
+from portcullis.up import kit_server_environment
 from server_kit.checks import Finding, validate_project
 from server_kit.errors import KitError
 from server_kit.project import ServerProject, catalog_entry
@@ -175,16 +177,20 @@ def _dev(args: argparse.Namespace) -> int:
     if not credential_file.is_file():
         raise KitError(f"no {credential_file}: start the platform first (`make up`)")
     host, _, port = server.governance.upstream.rpartition(":")
-    prefix = env_prefix(server.route)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(project.import_root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        f"{prefix}ISSUER": args.issuer,
-        f"{prefix}JWKS_URL": f"{args.issuer}/.well-known/jwks.json",
-        f"{prefix}RESOURCE": canonical_uri(args.gateway_url, server.route),
-        f"{prefix}AUTHZ_URL": args.issuer,
-        f"{prefix}AUTHZ_CREDENTIAL": credential_file.read_text().strip(),
-        f"{prefix}ALLOWED_HOSTS": f'["127.0.0.1:*", "localhost:*", "{args.gateway_url.split("://", 1)[1]}"]',
+        **kit_server_environment(
+            server.route,
+            issuer=args.issuer,
+            jwks_url=f"{args.issuer}/.well-known/jwks.json",
+            resource=canonical_uri(args.gateway_url, server.route),
+            authz_url=args.issuer,
+            authz_credential=credential_file.read_text().strip(),
+        ),
+        f"{env_prefix(server.route)}ALLOWED_HOSTS": json.dumps(
+            ["127.0.0.1:*", "localhost:*", args.gateway_url.split("://", 1)[1]]
+        ),
     }
     command = [sys.executable, "-m", "server_kit", "serve", project.target, "--host", host, "--port", port]
     process = subprocess.Popen(command, env=env)

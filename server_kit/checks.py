@@ -20,7 +20,7 @@ from authz_service.catalog import Catalog
 from authz_service.errors import AuthzError
 from authz_service.policy_tools import check_references, load_decider, run_cases
 from registry.validation import ValidServer
-from server_kit.errors import KitError, UnguardedToolError
+from server_kit.errors import KitError
 from server_kit.project import ServerProject, catalog_entry
 from server_kit.settings import KitSettings
 
@@ -56,9 +56,7 @@ def validate_project(project: ServerProject, policy_dir: Path) -> list[Finding]:
         kit.check()
         # Building the app checks every guard against its tool's signature, as start-up would.
         kit.create_app(KitSettings(server=kit.name, authz_credential=SecretStr("validate-only-credential")))
-    except UnguardedToolError as exc:
-        error("server.py", str(exc))
-    except KitError as exc:
+    except KitError as exc:  # unguarded tools, a guard that does not fit its tool
         error("server.py", str(exc))
     try:
         server = project.validated()
