@@ -103,10 +103,19 @@ class Caller:
         Raises:
             AccessDenied: the policy denies it (or cannot decide); the client sees the reason.
         """
+        await self.require(READ_ACTION, dataset)
+
+    async def require(self, action: str, dataset: Dataset) -> None:
+        """Return when the policy allows this caller `action` on `dataset` (a table to read, a workflow to
+        operate: whatever a tool acts on beyond the call itself, labelled as a `Dataset`).
+
+        Raises:
+            AccessDenied: the policy denies it (or cannot decide); the client sees the reason.
+        """
         from server_kit.authz import Check
 
         services = self._running()
-        check = Check(dataset.name, READ_ACTION, dataset.policy_properties(), kind="dataset")
+        check = Check(dataset.name, action, dataset.policy_properties(), kind="dataset")
         verdict = await services.authorizer.check(self, check)
         if not verdict.allowed:
             raise services.denial(verdict.reason, verdict.decision_id)
