@@ -7,6 +7,7 @@ deny(actor, "call", tool: {kind: "tool"}, reason) if
 # Tools reserved to groups: (server, tool, group). A listed tool may be called only by a member of one of
 # its groups; `portcullis policy check` verifies that every server and tool named here is in the catalog.
 tool_group("demo", "get_revenue_metrics", "ads-eng");
+tool_group("sql", "get_revenue_metrics", "ads-eng");
 
 deny(actor, "call", tool: {kind: "tool"}, "group_required") if
     tool_group(tool.server.name, tool.name, _) and

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{how}{confirmed}")
             return 0
         overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
-        kit.serve(KitSettings.from_env(kit.name, **overrides))
+        kit.serve(KitSettings.behind_gateway(kit.name, **overrides))
     except KitError as exc:
         print(f"server_kit: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -130,6 +130,21 @@ class KitSettings(BaseSettings):
             )
             raise ConfigurationError(f"invalid settings for server {server!r}: {problems}") from None
 
+    @classmethod
+    def behind_gateway(cls, server: str, **overrides: Any) -> KitSettings:
+        """`from_env`, with the gateway's host (from the resource URI) added to the allowed Host headers.
+
+        Envoy forwards the Host the client used, so the MCP transport's DNS-rebinding protection must accept it.
+
+        Raises:
+            ConfigurationError: as `from_env`.
+        """
+        settings = cls.from_env(server, **overrides)
+        gateway_host = urlsplit(settings.resource).netloc
+        if gateway_host and gateway_host not in settings.allowed_hosts:
+            settings = cls.from_env(server, **{**overrides, "allowed_hosts": [*settings.allowed_hosts, gateway_host]})
+        return settings
+
     @model_validator(mode="after")
     def _complete_and_refuse_unsafe(self) -> KitSettings:
         if not self.jwks_url:

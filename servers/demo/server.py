@@ -12,7 +12,6 @@ caller's groups and business groups and the catalog decide), so the guards send 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from server_kit import Caller, Kit, KitSettings, guarded
 from server_kit.settings import DEFAULT_PORT  # the demo listens where every kit server does unless told
@@ -59,16 +58,7 @@ def get_revenue_metrics(region: str | None = None) -> list[dict[str, Any]]:
 def load_settings(**overrides: Any) -> KitSettings:
     """The demo's settings from `KIT_DEMO_*` (keyword arguments win), accepting the gateway's Host header.
 
-    Envoy forwards the Host the client used, so the gateway's host (from the token audience) is added to the
-    allowed hosts of the MCP transport's DNS-rebinding protection.
-
     Raises:
         ConfigurationError: the settings are refused (no AuthZEN credential, a URL that is not absolute, ...).
     """
-    settings = KitSettings.from_env(kit.name, **overrides)
-    gateway_host = urlsplit(settings.resource).netloc
-    if gateway_host and gateway_host not in settings.allowed_hosts:
-        settings = KitSettings.from_env(
-            kit.name, **{**overrides, "allowed_hosts": [*settings.allowed_hosts, gateway_host]}
-        )
-    return settings
+    return KitSettings.behind_gateway(kit.name, **overrides)
