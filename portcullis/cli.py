@@ -23,6 +23,7 @@ from authz_service.settings import Settings
 from authz_service.worker import PortInUseError
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.errors import GatewayError
+from portcullis.domain import DOMAIN_SERVERS
 from portcullis.server_cli import add_server_commands
 from portcullis.up import PlatformError, UpOptions, run_up
 from server_kit.errors import KitError
@@ -53,7 +54,8 @@ def project_root() -> Path:
 
 def _up(args: argparse.Namespace) -> int:
     root = project_root()
-    options = UpOptions(root=root, state_dir=(root / ".portcullis").resolve(), workers=args.workers)
+    servers = tuple(name for name in args.servers.split(",") if name and name != "none")
+    options = UpOptions(root=root, state_dir=(root / ".portcullis").resolve(), workers=args.workers, servers=servers)
     return run_up(options)
 
 
@@ -230,6 +232,11 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="run the whole platform locally on embedded defaults")
     up.add_argument("--workers", type=int, default=2, help="authz_service worker processes")
+    up.add_argument(
+        "--servers",
+        default=",".join(server.name for server in DOMAIN_SERVERS),
+        help="domain servers to run with their local backends, comma-separated, or 'none' (default: all)",
+    )
     up.set_defaults(run=_up)
 
     policy = commands.add_parser("policy", help="test, check and explain the Polar policies")

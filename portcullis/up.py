@@ -1,9 +1,11 @@
 """`portcullis up`: the whole platform on 127.0.0.1 with embedded defaults, stopped cleanly on Ctrl-C.
 
-Order: preflight (binary, ports, policies, seed files) -> registry (SQLite, seeded on first start) ->
-authz_service (follows the registry's catalog snapshot) -> demo server (on the server kit: it verifies tokens
-from the built-in authorization server and asks authz_service's AuthZEN API) -> Envoy, whose routes follow the
-same snapshot through `GatewaySync` (a thread of this process). Each is awaited on its health endpoint.
+Order: preflight (binary, ports, policies, seed files) -> registry (SQLite; seed servers it does not hold yet
+are published on start) -> authz_service (follows the registry's catalog snapshot) -> demo server and the domain
+servers (on the server kit: they verify tokens from the built-in authorization server and ask authz_service's
+AuthZEN API) -> Envoy, whose routes follow the same snapshot through `GatewaySync` (a thread of this process).
+Each is awaited on its health endpoint. The domain servers' backends are then set up and started in the
+background (portcullis/domain.py), with a console line at each step.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ from authz_service.worker import check_ports_free, wait_grpc_serving
 from gateway.config import GatewaySpec, canonical_uri
 from gateway.launcher import envoy_binary, start_envoy
 from gateway.sync import GatewaySync
+from portcullis.domain import DOMAIN_SERVERS, BackendStarter, DomainServer, console, domain_server
 from portcullis.processes import wait_http
 from registry.errors import RegistryError
 from registry.settings import DEFAULT_PORT as REGISTRY_PORT
@@ -54,6 +59,19 @@ class UpOptions:
     workers: int = 2
     demo_port: int = DEMO_PORT
     registry_port: int = REGISTRY_PORT
+    # The domain servers to run (servers/<name>), each with its local backend.
+    servers: tuple[str, ...] = tuple(server.name for server in DOMAIN_SERVERS)
+
+    def domain_servers(self) -> list[DomainServer]:
+        """The chosen domain servers.
+
+        Raises:
+            PlatformError: an unknown name.
+        """
+        try:
+            return [domain_server(name) for name in self.servers]
+        except KeyError as exc:
+            raise PlatformError(str(exc.args[0])) from None
 
 
 @dataclass
@@ -63,15 +81,22 @@ class Platform:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
     sync: GatewaySync | None = None
+    backends: BackendStarter | None = None
 
     def stop(self) -> None:
         if self.sync is not None:
             self.sync.close()
-        for _, process in reversed(self.processes):
+        if self.backends is not None:
+            self.backends.stop()
+            with self.backends.lock:
+                processes = list(self.processes)
+        else:
+            processes = list(self.processes)
+        for _, process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for _, process in reversed(self.processes):
+        for _, process in reversed(processes):
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -106,7 +131,7 @@ def preflight(options: UpOptions) -> None:
     """Everything that can be checked before starting anything; raises PlatformError with one line."""
     envoy_binary()
     load_policy_set(policy_files(options.root / "policies"), timeout_ms=1000)
-    for path in sorted((options.root / "config" / "servers").glob("*.json")):
+    for path in seed_files(options):
         try:
             document = json.loads(path.read_text())
             document.get("_meta", {}).pop("dev.portcullis/seed", None)
@@ -121,7 +146,27 @@ def preflight(options: UpOptions) -> None:
         options.demo_port,
         *range(options.authz_grpc_port, options.authz_grpc_port + options.workers),
     ]
+    for server in options.domain_servers():
+        ports.extend(port for port in (server.port, server.backend_port) if port)
     check_ports_free("127.0.0.1", ports)
+
+
+def seed_files(options: UpOptions) -> list[Path]:
+    """The registry's seed: config/servers/*.json and the chosen domain servers' server.json."""
+    files = sorted((options.root / "config" / "servers").glob("*.json"))
+    return files + [server.server_json for server in options.domain_servers()]
+
+
+def _seed_dir(options: UpOptions) -> Path:
+    """The seed files gathered in one folder (rewritten on every start; the registry adds servers it lacks)."""
+    seed = options.state_dir / "seed"
+    if seed.exists():
+        shutil.rmtree(seed)
+    seed.mkdir(parents=True)
+    for path in seed_files(options):
+        name = path.parent.name if path.name == "server.json" else path.stem
+        shutil.copyfile(path, seed / f"{name}.json")
+    return seed
 
 
 def _service_credential(state_dir: Path, name: str = "authzen-credential") -> str:
@@ -181,7 +226,7 @@ def start(options: UpOptions) -> Platform:
         "REGISTRY_AUTHZ_URL": issuer,
         "REGISTRY_AUTHZ_CREDENTIAL": authzen_secret,
         "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": snapshot_secret, "gateway": snapshot_secret}),
-        "REGISTRY_SEED_DIR": str(root / "config" / "servers"),
+        "REGISTRY_SEED_DIR": str(_seed_dir(options)),
         "REGISTRY_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
         "REGISTRY_DECISION_LOG": str(settings.decision_log),
         "REGISTRY_SESSION_SECRET": _service_credential(state, "session-secret"),
@@ -201,7 +246,9 @@ def start(options: UpOptions) -> Platform:
         "AUTHZ_DECISION_LOG": str(settings.decision_log),
         "AUTHZ_KEY_DIR": str(settings.key_dir),
         "AUTHZ_ISSUER": issuer,
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": authzen_secret, "registry": authzen_secret}),
+        "AUTHZ_SERVICE_CREDENTIALS": json.dumps(
+            {name: authzen_secret for name in ("demo", "registry", *(s.name for s in options.domain_servers()))}
+        ),
         # The built-in authorization server: users and clients from the directory, tokens for every server
         # behind the gateway and for the registry.
         "AUTHZ_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
@@ -236,6 +283,27 @@ def start(options: UpOptions) -> Platform:
         demo = _spawn(demo_command, demo_log, demo_env, platform)
         platform.processes.append(("demo server", demo))
         _wait_healthy("demo server", f"http://127.0.0.1:{options.demo_port}/healthz", demo, demo_log)
+        platform.backends = BackendStarter(state, state, console, platform.processes)
+        for server in options.domain_servers():
+            if not server.backend_port:  # an embedded engine: ready before its server starts
+                server.local().setup(platform.backends.backend_dir(server))
+            server_log = state / f"{server.name}.log"
+            server_env = {
+                **os.environ,
+                **kit_server_environment(
+                    server.name,
+                    issuer=issuer,
+                    jwks_url=f"{issuer}/.well-known/jwks.json",
+                    resource=canonical_uri(gateway_url, server.name),
+                    authz_url=issuer,
+                    authz_credential=authzen_secret,
+                ),
+                **platform.backends.environment(server),
+            }
+            command = [sys.executable, "-m", server.module, "--port", str(server.port)]
+            process = _spawn(command, server_log, server_env, platform)
+            platform.processes.append((f"{server.name} server", process))
+            _wait_healthy(f"{server.name} server", f"http://127.0.0.1:{server.port}/healthz", process, server_log)
         spec = GatewaySpec(
             issuer=issuer,
             jwks_uri=f"{issuer}/.well-known/jwks.json",
@@ -251,6 +319,9 @@ def start(options: UpOptions) -> Platform:
         platform.processes.append(("envoy", start_envoy(config_path, envoy_log)))
         _wait_healthy("envoy", f"http://127.0.0.1:{options.admin_port}/ready", platform.processes[-1][1], envoy_log)
         platform.sync.start()
+        for server in options.domain_servers():
+            if server.backend_port:
+                platform.backends.start(server)
     except BaseException:
         platform.stop()
         raise
@@ -276,8 +347,14 @@ def run_up(options: UpOptions) -> int:
         f"  authz gRPC     127.0.0.1:{options.authz_grpc_port}..{options.authz_grpc_port + options.workers - 1}"
         f"   (ext_authz, {options.workers} workers)\n"
         f"  demo server    {gateway}/servers/demo/mcp   (upstream 127.0.0.1:{options.demo_port})\n"
-        f"  decision log   {state / 'decisions.jsonl'}\n"
-        f"  logs           {state}/{{registry,authz,demo,envoy}}.log\n"
+        + "".join(
+            f"  {server.name + ' server':<14} {gateway}/servers/{server.name}/mcp   (upstream 127.0.0.1:{server.port}"
+            + (f"; backend 127.0.0.1:{server.backend_port}, starting" if server.backend_port else "")
+            + ")\n"
+            for server in options.domain_servers()
+        )
+        + f"  decision log   {state / 'decisions.jsonl'}\n"
+        f"  logs           {state}/{{registry,authz,demo,<server>,envoy}}.log, {state}/backends/\n"
         "Sign in (web UI or any MCP client with OAuth): users alice, bob, carol, dana, erin, frank;"
         " password 'portcullis'\n"
         "Try it:\n"
@@ -297,11 +374,20 @@ def run_up(options: UpOptions) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        reported: set[str] = set()
         while not stop_requested:
-            for name, process in platform.processes:
-                if process.poll() is not None:
-                    print(f"portcullis: {name} exited with code {process.returncode}; stopping", file=sys.stderr)
-                    return 1
+            lock = platform.backends.lock if platform.backends is not None else threading.Lock()
+            with lock:
+                running = list(platform.processes)
+            for name, process in running:
+                if process.poll() is None or name in reported:
+                    continue
+                if name.endswith(" backend"):  # its server stays up and says the backend is unreachable
+                    console(f"{name} exited with code {process.returncode} (logs in {state / 'backends'})")
+                    reported.add(name)
+                    continue
+                print(f"portcullis: {name} exited with code {process.returncode}; stopping", file=sys.stderr)
+                return 1
             time.sleep(0.2)
     finally:
         print("Stopping...", flush=True)

@@ -101,18 +101,21 @@ def create_app(
 
 
 def seed(registry: Registry, directory: Path) -> int:
-    """Publish and set the lifecycle of every `*.json` in `directory`, once, into an empty database.
+    """Publish and set the lifecycle of every `*.json` in `directory` whose server the registry does not hold.
 
-    For the local platform only (refused in production by the settings): it bypasses reviews, and records
-    that it did in every status event.
+    A server is seeded once: later starts add only servers new to the seed (a platform upgraded with a new
+    server gets it), and never touch one already there, whatever happened to it since. For the local platform
+    only (refused in production by the settings): it bypasses reviews, and records that it did in every status
+    event.
     """
     with registry.writing() as session:
-        if session.exec(select(Server).limit(1)).first() is not None:
-            return 0
+        held = set(session.exec(select(Server.name)).all())
         count = 0
         for path in sorted(directory.glob("*.json")):
             document: dict[str, Any] = json.loads(path.read_text())
             lifecycle = str((document.get("_meta") or {}).pop(SEED_KEY, {}).get("lifecycle", "approved"))
+            if document.get("name") in held:
+                continue
             valid = validate_server_json(document)
             row = service.publish(session, valid=valid, caller=SEED_ACTOR, authz=_SeedAuthz(), draft=False)
             if lifecycle != row.lifecycle:

@@ -9,12 +9,13 @@ it read-only. `server_environment` points the server at it.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
 from servers.sql.sample_data import CATALOG, build
 
-__all__ = ["database_path", "server_environment", "setup"]
+__all__ = ["database_path", "server_environment", "setup", "start", "wait_ready"]
 
 DEFAULT_STATE_DIR = Path(".portcullis/backends/sql")
 
@@ -30,8 +31,17 @@ def setup(state_dir: Path) -> None:
         print(f"sql: built the sample data set in {path}", file=sys.stderr)
 
 
-def server_environment(state_dir: Path) -> dict[str, str]:
-    """The `PORTCULLIS_SQL_*` settings for a server reading the local database."""
+def start(state_dir: Path, port: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """Nothing to start: the engine is embedded in the server."""
+    return []
+
+
+def wait_ready(port: int, timeout: float) -> None:
+    """Always ready (embedded)."""
+
+
+def server_environment(state_dir: Path, port: int = 0) -> dict[str, str]:
+    """The `PORTCULLIS_SQL_*` settings for a server reading the local database (`port` is unused)."""
     return {"PORTCULLIS_SQL_ENGINE": "duckdb", "PORTCULLIS_SQL_DATABASE": str(database_path(state_dir).resolve())}
 
 
