@@ -200,21 +200,25 @@ class LocalPlatform:
         extra_env: dict[str, str] | None = None,
         registry: bool = False,
         identity: bool = False,
+        upstreams: dict[str, int] | None = None,
     ) -> Iterator[LocalPlatform]:
         """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy.
 
         With `registry`, the catalog comes from a real registry (seeded from config/servers) instead of a file:
         authz_service follows its snapshot and the gateway's routes follow it through `GatewaySync`. With
         `identity`, the tokens Envoy and the demo server accept are the platform's own authorization server's.
+        `upstreams` names the ports of other servers the test runs itself (`start_server`); the catalog and the
+        registry seed route to them (a domain server's entry comes from its servers/<name>/server.json).
         """
         policies = workdir / "policies"
         shutil.copytree(policy_dir or ROOT / "policies", policies)
         demo_port, gateway_port, admin_port, http_port = free_port(), free_port(), free_port(), free_port()
         registry_port = free_port()
         grpc_port = free_port_block(workers)
+        ports = {"demo": demo_port, **(upstreams or {})}
         catalog = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
         for server in catalog["servers"]:
-            server["upstream"] = f"127.0.0.1:{demo_port if server['name'] == 'demo' else free_port()}"
+            server["upstream"] = f"127.0.0.1:{ports.get(server['name']) or free_port()}"
         catalog_file = workdir / "catalog.yaml"
         catalog_file.write_text(yaml.safe_dump(catalog))
         key = SigningKey.generate()
@@ -235,7 +239,9 @@ class LocalPlatform:
             "AUTHZ_DECISION_LOG": str(workdir / "decisions.jsonl"),
             "AUTHZ_KEY_DIR": str(workdir / "keys"),
             "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
-            "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"tests": SERVICE_SECRET, "demo": DEMO_SECRET}),
+            "AUTHZ_SERVICE_CREDENTIALS": json.dumps(
+                {"tests": SERVICE_SECRET, "demo": DEMO_SECRET, **{name: DEMO_SECRET for name in upstreams or {}}}
+            ),
             "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
             "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
             "AUTHZ_GATEWAY_URL": gateway_url,
@@ -265,7 +271,7 @@ class LocalPlatform:
         )
         try:
             if registry:
-                platform._start_registry(registry_port, demo_port, jwks_url, f"http://127.0.0.1:{http_port}")
+                platform._start_registry(registry_port, ports, jwks_url, f"http://127.0.0.1:{http_port}")
             platform.start_authz()
             platform.start_demo(demo_port)
             authz_endpoints = tuple(("127.0.0.1", grpc_port + i) for i in range(workers))
@@ -323,6 +329,26 @@ class LocalPlatform:
         wait_http(f"http://127.0.0.1:{port}/healthz", process=process)
         return process
 
+    def server_env(self, server: str) -> dict[str, str]:
+        """The environment of kit server `server`: it accepts this platform's tokens for its route and asks this
+        platform's authz_service."""
+        settings = kit_server_environment(
+            server,
+            issuer=self.issuer,
+            jwks_url=self.jwks_url,
+            resource=self.mcp_url(server),
+            authz_url=self.authz_url,
+            authz_credential=DEMO_SECRET,
+        )
+        return {**os.environ, **settings}
+
+    def start_server(self, server: str, port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `python -m servers.<server> --port <port>` (see `server_env`) and wait until it is healthy."""
+        command = [sys.executable, "-m", f"servers.{server}", "--port", str(port)]
+        process = self._spawn(server, command, {**self.server_env(server), **(extra_env or {})})
+        wait_http(f"http://127.0.0.1:{port}/healthz", process=process)
+        return process
+
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -330,16 +356,16 @@ class LocalPlatform:
         self.processes[name] = process
         return process
 
-    def _start_registry(self, port: int, demo_port: int, jwks_url: str, authz_url: str) -> None:
+    def _start_registry(self, port: int, ports: dict[str, int], jwks_url: str, authz_url: str) -> None:
         seed = self.workdir / "servers"
         seed.mkdir()
-        for path in sorted((ROOT / "config" / "servers").glob("*.json")):
+        domain = [ROOT / "servers" / name / "server.json" for name in ports if name != "demo"]
+        for path in sorted((ROOT / "config" / "servers").glob("*.json")) + domain:
+            route = path.parent.name if path.name == "server.json" else path.stem
             document = json.loads(path.read_text())
             governance = document["_meta"]["dev.portcullis/governance"]
-            governance["upstream"] = (
-                f"127.0.0.1:{demo_port if governance.get('route', path.stem) == 'demo' else free_port()}"
-            )
-            (seed / path.name).write_text(json.dumps(document))
+            governance["upstream"] = f"127.0.0.1:{ports.get(governance.get('route', route)) or free_port()}"
+            (seed / f"{route}.json").write_text(json.dumps(document))
         env = {
             **os.environ,
             "REGISTRY_PORT": str(port),

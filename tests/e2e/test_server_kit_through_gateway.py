@@ -15,20 +15,17 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 
 from portcullis.testing import LocalPlatform, free_port
+from tests.e2e.sdk import call, mcp_error, session, text, tool_names
 
 pytestmark = pytest.mark.e2e
 
@@ -36,60 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCEPT = "application/json, text/event-stream"
 _DECISION = re.compile(r"decision ([\w-]+)\)")
 
-Body = Callable[[Client], Awaitable[Any]]
-
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     workdir: Path = tmp_path_factory.mktemp("kit-platform")
     with LocalPlatform.start(workdir, workers=1, identity=True, registry=True) as running:
         yield running
-
-
-def _session(url: str, token: str, body: Body, **headers: str) -> Any:
-    """Run `body` in a session of the real SDK client at `url` (the gateway's route or the server itself)."""
-
-    async def run() -> Any:
-        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}", **headers}, timeout=15)
-        async with http, Client(streamable_http_client(url, http_client=http)) as client:
-            return await body(client)
-
-    return anyio.run(run)
-
-
-def _call(name: str, arguments: dict[str, Any] | None = None) -> Body:
-    async def body(client: Client) -> CallToolResult:
-        return await client.call_tool(name, arguments or {})
-
-    return body
-
-
-async def _tool_names(client: Client) -> list[str]:
-    return sorted(tool.name for tool in (await client.list_tools()).tools)
-
-
-def _text(result: CallToolResult) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
-
-
-def _mcp_error(url: str, token: str, body: Body) -> MCPError:
-    """The MCP error the SDK client raises in a session (unwrapped from its task groups)."""
-    try:
-        _session(url, token, body)
-    except Exception as error:  # the error itself, or the task groups' exception group around it
-        found = [leaf for leaf in _leaves(error) if isinstance(leaf, MCPError)]
-        if found:
-            return found[0]
-        raise
-    raise AssertionError("the session succeeded")
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
 
 
 def _logged(platform: LocalPlatform, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -114,7 +63,7 @@ def test_allowed_call_is_decided_by_both_layers_and_the_server_knows_the_edge_de
     platform: LocalPlatform,
 ) -> None:
     token = platform.user_token("alice")
-    me = _session(platform.mcp_url(), token, _call("whoami")).structured_content
+    me = session(platform.mcp_url(), token, call("whoami")).structured_content
     assert me["user"] == "alice" and me["email"] == "alice@example.com" and me["client"] == "claude-desktop"
     assert me["groups"] == "ads-eng,eng" and me["business-groups"] == "ads"
     edge_id = me["decision-id"]
@@ -127,7 +76,7 @@ def test_allowed_call_is_decided_by_both_layers_and_the_server_knows_the_edge_de
     assert server["resource"] == {"type": "tool", "server": "demo", "name": "whoami"}
     assert server["actor"]["id"] == "alice" and server["result"] == "allow"
 
-    revenue = _session(platform.mcp_url(), token, _call("get_revenue_metrics", {"region": "emea"}))
+    revenue = session(platform.mcp_url(), token, call("get_revenue_metrics", {"region": "emea"}))
     assert not revenue.is_error, revenue
     assert revenue.structured_content == {
         "result": [{"date": "2026-11-20", "region": "emea", "revenue_usd": 1_204_300}]
@@ -136,25 +85,25 @@ def test_allowed_call_is_decided_by_both_layers_and_the_server_knows_the_edge_de
 
 def test_denied_call_has_its_reason_at_the_edge_and_at_the_server_itself(platform: LocalPlatform) -> None:
     token = platform.user_token("bob")  # eng and platform; business group search: not ads-eng
-    at_edge = _mcp_error(platform.mcp_url(), token, _call("get_revenue_metrics"))
+    at_edge = mcp_error(platform.mcp_url(), token, call("get_revenue_metrics"))
     assert at_edge.data["reason"] == "group_required" and "get_revenue_metrics" in at_edge.message
 
     # Past the gateway, with the same valid token, the server decides on its own and refuses too.
-    at_server = _session(platform.demo_url, token, _call("get_revenue_metrics"))
+    at_server = session(platform.demo_url, token, call("get_revenue_metrics"))
     assert at_server.is_error
-    text = _text(at_server)
-    assert "access denied: this tool is reserved to specific groups (reason: group_required; decision " in text
-    match = _DECISION.search(text)
-    assert match, text
+    message = text(at_server)
+    assert "access denied: this tool is reserved to specific groups (reason: group_required; decision " in message
+    match = _DECISION.search(message)
+    assert match, message
     record = _logged(platform, lambda record: record["decision_id"] == match.group(1))
     assert record["layer"] == "server" and record["result"] == "deny" and record["reason"] == "group_required"
     assert record["actor"]["id"] == "bob" and record["resource"]["name"] == "get_revenue_metrics"
 
 
 def test_tools_list_shows_each_caller_only_the_tools_it_may_call(platform: LocalPlatform) -> None:
-    alice = _session(platform.mcp_url(), platform.user_token("alice"), _tool_names)
-    bob = _session(platform.mcp_url(), platform.user_token("bob"), _tool_names)
-    agent = _session(platform.mcp_url(), platform.agent_token(), _tool_names)
+    alice = session(platform.mcp_url(), platform.user_token("alice"), tool_names)
+    bob = session(platform.mcp_url(), platform.user_token("bob"), tool_names)
+    agent = session(platform.mcp_url(), platform.agent_token(), tool_names)
     assert alice == ["echo", "get_revenue_metrics", "whoami"]
     assert bob == ["echo", "whoami"]
     assert agent == ["echo", "whoami"]
@@ -180,7 +129,7 @@ def test_a_request_straight_to_the_server_port_is_verified_like_one_through_the_
         assert refused.headers["www-authenticate"].startswith(f'{challenge}, error="invalid_token"')
         assert "result" not in refused.text
 
-    me = _session(platform.demo_url, platform.user_token("bob"), _call("whoami"), **spoofed).structured_content
+    me = session(platform.demo_url, platform.user_token("bob"), call("whoami"), headers=spoofed).structured_content
     assert me["user"] == "bob" and me["groups"] == "eng,platform" and me["business-groups"] == "search"
     assert me["decision-id"] == ""  # no edge decision: the gateway was not on the way
 
@@ -188,24 +137,24 @@ def test_a_request_straight_to_the_server_port_is_verified_like_one_through_the_
 def test_authz_service_down_denies_clearly_at_the_gateway_and_at_the_server(platform: LocalPlatform) -> None:
     token = platform.user_token("carol")  # a caller whose whoami no earlier test decided (no cached decision)
     # The server has the issuer's signing key cached once it verified any token.
-    assert _session(platform.demo_url, platform.agent_token(), _tool_names) == ["echo", "whoami"]
+    assert session(platform.demo_url, platform.agent_token(), tool_names) == ["echo", "whoami"]
     platform.stop_authz()
     try:
         through_gateway = _post(platform.mcp_url(), {"authorization": f"Bearer {token}"})
         assert through_gateway.status_code == 503 and "result" not in through_gateway.text
 
         async def body(client: Client) -> tuple[list[str], CallToolResult]:
-            return await _tool_names(client), await client.call_tool("whoami", {})
+            return await tool_names(client), await client.call_tool("whoami", {})
 
-        listed, denied = _session(platform.demo_url, token, body)
+        listed, denied = session(platform.demo_url, token, body)
         assert listed == []  # nothing the policy cannot confirm is listed
         assert denied.is_error
-        assert "the authorization service is unavailable, so the call was denied" in _text(denied)
-        assert "reason: authz_unavailable" in _text(denied)
+        assert "the authorization service is unavailable, so the call was denied" in text(denied)
+        assert "reason: authz_unavailable" in text(denied)
     finally:
         platform.start_authz()
     # Failures are never cached: the same call goes through as soon as the service is back.
-    recovered = _session(platform.demo_url, token, _call("whoami"))
+    recovered = session(platform.demo_url, token, call("whoami"))
     assert not recovered.is_error and recovered.structured_content["user"] == "carol"
 
 
