@@ -4,7 +4,7 @@ Each server's package has a `local` module, the one place that knows how to run 
 
     setup(state_dir)                        prepare it, idempotent (a second run is quick and changes nothing)
     start(state_dir, port, log_dir)         start its processes on 127.0.0.1, return them (none for DuckDB)
-    wait_ready(port, timeout)               return when it serves, else raise with a clear message
+    wait_ready(port, timeout, state_dir=)   return when it serves, else raise with a clear message
     server_environment(state_dir, port)     the server's `PORTCULLIS_<NAME>_*` settings pointing at it
 
 The servers start at once and are routed as soon as they are healthy; their backends are set up and started
@@ -118,7 +118,7 @@ class BackendStarter:
                 started_processes = local.start(state, server.backend_port, self.log_dir)
                 with self.lock:
                     self.processes.extend((f"{name} backend", process) for process in started_processes)
-                local.wait_ready(server.backend_port, 300.0)
+                local.wait_ready(server.backend_port, 300.0, state_dir=state)
             self.ready[name] = True
             self.say(f"{name}: backend ready ({time.monotonic() - started:.0f} s)")
         except Exception as exc:  # a backend that cannot start leaves its server answering "unreachable"

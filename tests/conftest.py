@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from portcullis.testing import free_port, stop_process
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -19,7 +22,7 @@ class Backend:
 
     state_dir: Path
     port: int
-    pid: int
+    pids: tuple[int, ...]
     environment: dict[str, str]
 
 
@@ -34,7 +37,7 @@ def history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
     processes = local.start(state_dir, port, state_dir / "logs")
     try:
         local.wait_ready(port, timeout=90)
-        yield Backend(state_dir, port, processes[0].pid, local.server_environment(state_dir, port))
+        yield Backend(state_dir, port, (processes[0].pid,), local.server_environment(state_dir, port))
     finally:
         for process in processes:
             stop_process(process)
@@ -64,8 +67,36 @@ def redmine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         (process,) = local.start(state_dir, port, state_dir / "logs")
         try:
             local.wait_ready(port, timeout=120)
-            yield Backend(state_dir, port, process.pid, local.server_environment(state_dir, port))
+            yield Backend(state_dir, port, (process.pid,), local.server_environment(state_dir, port))
         finally:
             stop_process(process)
     finally:
         local.unregister(state_dir)
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """Airflow 3 in its own virtualenv on SQLite: api-server, scheduler, dag-processor (servers/airflow/local.py).
+
+    The virtualenv is the slow part, so it is kept between runs under `$PORTCULLIS_BACKENDS_DIR/airflow-test`
+    (default `.portcullis/backends/airflow-test`; a fresh clone pays the install once). The database and task
+    logs are new each session, so every run starts from the sample DAGs as shipped.
+    """
+    from servers.airflow import local
+
+    state_dir = Path(os.environ.get("PORTCULLIS_BACKENDS_DIR") or ROOT / ".portcullis" / "backends") / "airflow-test"
+    for stale in ("airflow.db", "home"):  # a fresh database and log folder; the virtualenv is kept
+        path = state_dir / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    local.setup(state_dir)
+    port = free_port()
+    processes = local.start(state_dir, port, tmp_path_factory.mktemp("airflow-logs"))
+    try:
+        local.wait_ready(port, 180.0, state_dir=state_dir)
+        pids = tuple(process.pid for process in processes)
+        yield Backend(state_dir, port, pids, local.server_environment(state_dir, port))
+    finally:
+        local.stop(processes)

@@ -162,7 +162,7 @@ def start(state_dir: Path, port: int, log_dir: Path) -> list[subprocess.Popen[by
     return [process]
 
 
-def wait_ready(port: int, timeout: float) -> None:
+def wait_ready(port: int, timeout: float, *, state_dir: Path | None = None) -> None:
     """Wait until the History Server on 127.0.0.1:`port` lists the local applications.
 
     Raises:

@@ -36,7 +36,7 @@ def start(state_dir: Path, port: int, log_dir: Path) -> list[subprocess.Popen[by
     return []
 
 
-def wait_ready(port: int, timeout: float) -> None:
+def wait_ready(port: int, timeout: float, *, state_dir: Path | None = None) -> None:
     """Always ready (embedded)."""
 
 

@@ -247,7 +247,7 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, log_dir: Path | None = None
     return [process]
 
 
-def wait_ready(port: int, timeout: float = 60.0) -> None:
+def wait_ready(port: int, timeout: float = 60.0, *, state_dir: Path | None = None) -> None:
     """Return once Redmine answers on 127.0.0.1:`port` (its login page), polling with a deadline.
 
     Raises:

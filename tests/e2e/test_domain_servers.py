@@ -26,7 +26,7 @@ SEARCH = {"groups": ["eng", "platform"], "business_groups": ["search"]}
 
 @pytest.fixture(scope="module")
 def platform(
-    tmp_path_factory: pytest.TempPathFactory, history_server: Backend, redmine: Backend
+    tmp_path_factory: pytest.TempPathFactory, history_server: Backend, redmine: Backend, airflow: Backend
 ) -> Iterator[LocalPlatform]:
     """The platform with the registry, and each domain server against the session's real backend."""
     workdir: Path = tmp_path_factory.mktemp("domain-platform")
@@ -36,6 +36,7 @@ def platform(
         "sql": sql_local.server_environment(sql_state),
         "spark": history_server.environment,
         "tickets": redmine.environment,
+        "airflow": airflow.environment,
     }
     ports = {name: free_port() for name in backends}
     with LocalPlatform.start(workdir, workers=1, registry=True, upstreams=ports) as running:
@@ -69,7 +70,12 @@ def token(platform: LocalPlatform, user: str, server: str, who: dict[str, list[s
 def test_the_domain_servers_are_registered_with_their_governance(platform: LocalPlatform) -> None:
     listing = httpx.get(f"{platform.registry_url}/v0.1/servers", timeout=10).json()
     entries = {item["server"]["name"]: item["server"] for item in listing["servers"]}
-    expected = {"sql": {"run_query", "get_revenue_metrics"}, "spark": {"diagnose_application"}, "tickets": {"create"}}
+    expected = {
+        "sql": {"run_query", "get_revenue_metrics"},
+        "spark": {"diagnose_application"},
+        "tickets": {"create"},
+        "airflow": {"trigger_dag_run"},
+    }
     for name, tools in expected.items():
         governance = entries[f"com.portcullis.data/{name}"]["_meta"]["dev.portcullis/governance"]
         assert governance["owner_team"] == "data-platform" and governance["sensitivity"] == "internal"
@@ -118,7 +124,7 @@ def test_spark_diagnosis_through_the_gateway_judges_failure_from_jobs(platform: 
 
 
 def test_a_client_application_not_allowed_is_refused_at_the_edge(platform: LocalPlatform) -> None:
-    for server in ("spark", "tickets", "sql"):
+    for server in ("spark", "tickets", "sql", "airflow"):
         outsider = platform.token("alice", server=server, client="cursor", **ADS)
         refused = httpx.post(
             platform.mcp_url(server),
@@ -143,3 +149,24 @@ def test_a_ticket_is_filed_with_confirmation_and_found_through_the_gateway(platf
     assert not found.is_error and key in text(found)
     missing = session(url, alice, call("get", {"key": "ads-987654"}))
     assert missing.is_error and "no ticket ads-987654" in text(missing)
+
+
+def test_only_a_dags_owners_trigger_it_through_the_gateway(platform: LocalPlatform) -> None:
+    url = platform.mcp_url("airflow")
+    alice = token(platform, "alice", "airflow", ADS)
+    dags = session(url, alice, call("list_dags"))
+    assert not dags.is_error, text(dags)
+    assert "ads_campaign_sync" in text(dags) and "platform_log_cleanup" in text(dags)
+
+    confirm = Confirm()
+    triggered = session(url, alice, call("trigger_dag_run", {"dag_id": "ads_daily_revenue"}), elicitation=confirm)
+    assert not triggered.is_error, text(triggered)
+    assert len(confirm.asked) == 1
+    runs = session(url, alice, call("list_dag_runs", {"dag_id": "ads_daily_revenue"}))
+    assert triggered.structured_content["run_id"] in text(runs)
+
+    bob = token(platform, "bob", "airflow", SEARCH)
+    refused = session(url, bob, call("trigger_dag_run", {"dag_id": "ads_daily_revenue"}), elicitation=Confirm())
+    assert refused.is_error and "not_dag_owner" in text(refused)
+    unknown = session(url, alice, call("list_dag_runs", {"dag_id": "no_such_dag"}))
+    assert unknown.is_error and "no_such_dag" in text(unknown)
