@@ -24,6 +24,7 @@ from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token, TokenType
 from sqlglot.tokens import Tokenizer
 
@@ -160,12 +161,26 @@ def _query(sql: str, tables: TableSchemas, default_catalog: str, default_schema:
     return Query(tables=tuple(sorted(referenced)), qualified=qualified)
 
 
+_mapping_schema: tuple[TableSchemas, MappingSchema] | None = None
+
+
+def _sqlglot_schema(tables: TableSchemas) -> MappingSchema:
+    """sqlglot's schema object for `tables`, built once per metadata object (engines re-read it rarely)."""
+    global _mapping_schema
+    cached = _mapping_schema
+    if cached is not None and cached[0] is tables:
+        return cached[1]
+    built = MappingSchema({c: {s: dict(t) for s, t in ss.items()} for c, ss in tables.items()}, dialect=DIALECT)
+    _mapping_schema = (tables, built)
+    return built
+
+
 def _check_columns(statement: exp.Expr, tables: TableSchemas, catalog: str, schema: str) -> None:
     """Resolve every column against the table schemas, for a clear error before anything runs."""
     try:
         qualify(
             statement.copy(),
-            schema={c: {s: dict(t) for s, t in ss.items()} for c, ss in tables.items()},
+            schema=_sqlglot_schema(tables),
             catalog=catalog,
             db=schema,
             dialect=DIALECT,
