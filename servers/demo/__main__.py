@@ -6,27 +6,14 @@ before anything listens, with exit code 2 and one line on stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from server_kit import KitError
+from server_kit.runner import run_server
 from servers.demo.server import DEFAULT_PORT, kit, load_settings
-
-EXIT_REFUSED = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m servers.demo")
-    parser.add_argument("--host", help="default: KIT_DEMO_HOST, else 127.0.0.1")
-    parser.add_argument("--port", type=int, help=f"default: KIT_DEMO_PORT, else {DEFAULT_PORT}")
-    args = parser.parse_args(argv)
-    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
-    try:
-        kit.serve(load_settings(**overrides))
-    except KitError as exc:
-        print(f"servers.demo: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    return 0
+    return run_server(kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings)
 
 
 if __name__ == "__main__":

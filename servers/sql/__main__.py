@@ -7,32 +7,21 @@ one line on stderr.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
-from server_kit import KitError
+from server_kit.runner import run_server
 from servers.sql.errors import SqlError
 from servers.sql.server import DEFAULT_PORT, SqlService, SqlSettings, configure, kit, load_settings
 
-EXIT_REFUSED = 2
+
+def _open_engine() -> None:
+    configure(SqlService.from_settings(SqlSettings()))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m servers.sql")
-    parser.add_argument("--host", help="default: KIT_SQL_HOST, else 127.0.0.1")
-    parser.add_argument("--port", type=int, help=f"default: KIT_SQL_PORT, else {DEFAULT_PORT}")
-    args = parser.parse_args(argv)
-    port = args.port if args.port is not None else (None if "KIT_SQL_PORT" in os.environ else DEFAULT_PORT)
-    overrides = {key: value for key, value in (("host", args.host), ("port", port)) if value is not None}
-    try:
-        settings = load_settings(**overrides)
-        configure(SqlService.from_settings(SqlSettings()))
-        kit.serve(settings)
-    except (KitError, SqlError) as exc:
-        print(f"servers.sql: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    return 0
+    return run_server(
+        kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings, prepare=_open_engine, refused=(SqlError,)
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""`python -m servers.<name>`: the command line every kit server shares.
+
+    def main(argv: list[str] | None = None) -> int:
+        return run_server(kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings,
+                          prepare=load_backend_settings, refused=(BackendError,))
+
+`--host`/`--port` win over `KIT_<NAME>_HOST`/`KIT_<NAME>_PORT`, which win over `default_port`. `prepare` checks
+the server's own (backend) settings before anything listens. A refused setting, from the kit or from `prepare`
+(its errors listed in `refused`), ends the process with exit code 2 and one line on stderr, never a trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from server_kit.errors import KitError
+from server_kit.kit import Kit
+from server_kit.settings import KitSettings, env_prefix
+
+__all__ = ["EXIT_REFUSED", "run_server"]
+
+EXIT_REFUSED = 2
+
+
+def run_server(
+    kit: Kit,
+    argv: list[str] | None,
+    *,
+    default_port: int,
+    load_settings: Callable[..., KitSettings],
+    prepare: Callable[[], object] | None = None,
+    refused: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Parse the options, check the settings, serve until stopped; the process's exit code."""
+    prog = f"python -m servers.{kit.name}"
+    prefix = env_prefix(kit.name)
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--host", help=f"default: {prefix}HOST, else 127.0.0.1")
+    parser.add_argument("--port", type=int, help=f"default: {prefix}PORT, else {default_port}")
+    args = parser.parse_args(argv)
+    port = args.port if args.port is not None else (None if f"{prefix}PORT" in os.environ else default_port)
+    overrides: dict[str, Any] = {
+        key: value for key, value in (("host", args.host), ("port", port)) if value is not None
+    }
+    errors: tuple[type[BaseException], ...] = (KitError, *refused)
+    try:
+        if prepare is not None:
+            prepare()
+        kit.serve(load_settings(**overrides))
+    except errors as exc:
+        print(f"servers.{kit.name}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return 0
