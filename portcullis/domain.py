@@ -7,10 +7,11 @@ Each server's package has a `local` module, the one place that knows how to run 
     wait_ready(port, timeout, state_dir=)   return when it serves, else raise with a clear message
     server_environment(state_dir, port)     the server's `PORTCULLIS_<NAME>_*` settings pointing at it
 
-The servers start at once and are routed as soon as they are healthy; their backends are set up and started
-in the background (`BackendStarter`, one thread each), with a line on the console at each step, because some
-take minutes on a first run (Airflow installs itself into its own virtual environment). Until a backend is up,
-its server's tools answer with a clear "unreachable" error, never a hang.
+`portcullis up` does not wait for them: each is set up, then its server started (it needs the credentials the
+set-up wrote), then its backend started, in a background thread (`BackendStarter`), with a line on the console
+at each step, because some take minutes on a first run (Airflow installs itself into its own virtual
+environment). Until a backend is up, its server's tools answer with a clear "unreachable" error, never a hang;
+until its server is up, the gateway answers 503 on its route.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class BackendStarter:
     log_dir: Path
     say: Callable[[str], None]
     processes: list[tuple[str, subprocess.Popen[bytes]]]
+    # Starts the server itself with its backend settings and returns once it is healthy (raises otherwise).
+    launch_server: Callable[[DomainServer, dict[str, str]], None]
     lock: threading.Lock = field(default_factory=threading.Lock)
     ready: dict[str, bool] = field(default_factory=dict)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -113,7 +116,9 @@ class BackendStarter:
             local.setup(state)
             if self._stopping.is_set():
                 return
-            if server.backend_port:
+            self.launch_server(server, self.environment(server))
+            self.say(f"{name}: server up on 127.0.0.1:{server.port}")
+            if server.backend_port and not self._stopping.is_set():
                 self.say(f"{name}: starting the backend on 127.0.0.1:{server.backend_port}")
                 started_processes = local.start(state, server.backend_port, self.log_dir)
                 with self.lock:
@@ -121,8 +126,8 @@ class BackendStarter:
                 local.wait_ready(server.backend_port, 300.0, state_dir=state)
             self.ready[name] = True
             self.say(f"{name}: backend ready ({time.monotonic() - started:.0f} s)")
-        except Exception as exc:  # a backend that cannot start leaves its server answering "unreachable"
-            self.say(f"{name}: the backend did not start: {exc} (its tools will say it is unreachable)")
+        except Exception as exc:  # the rest of the platform runs on; this server's tools say what is missing
+            self.say(f"{name}: the backend did not start: {exc} (logs in {self.log_dir})")
 
     def stop(self) -> None:
         """Stop starting anything further (running processes are stopped by the platform)."""

@@ -283,27 +283,32 @@ def start(options: UpOptions) -> Platform:
         demo = _spawn(demo_command, demo_log, demo_env, platform)
         platform.processes.append(("demo server", demo))
         _wait_healthy("demo server", f"http://127.0.0.1:{options.demo_port}/healthz", demo, demo_log)
-        platform.backends = BackendStarter(state, state, console, platform.processes)
-        for server in options.domain_servers():
-            if not server.backend_port:  # an embedded engine: ready before its server starts
-                server.local().setup(platform.backends.backend_dir(server))
-            server_log = state / f"{server.name}.log"
-            server_env = {
-                **os.environ,
-                **kit_server_environment(
-                    server.name,
-                    issuer=issuer,
-                    jwks_url=f"{issuer}/.well-known/jwks.json",
-                    resource=canonical_uri(gateway_url, server.name),
-                    authz_url=issuer,
-                    authz_credential=authzen_secret,
-                ),
-                **platform.backends.environment(server),
-            }
-            command = [sys.executable, "-m", server.module, "--port", str(server.port)]
-            process = _spawn(command, server_log, server_env, platform)
-            platform.processes.append((f"{server.name} server", process))
-            _wait_healthy(f"{server.name} server", f"http://127.0.0.1:{server.port}/healthz", process, server_log)
+        domain_servers = options.domain_servers()
+        if domain_servers:
+
+            def launch_server(server: DomainServer, backend_env: dict[str, str]) -> None:
+                server_log = state / f"{server.name}.log"
+                server_env = {
+                    **os.environ,
+                    **kit_server_environment(
+                        server.name,
+                        issuer=issuer,
+                        jwks_url=f"{issuer}/.well-known/jwks.json",
+                        resource=canonical_uri(gateway_url, server.name),
+                        authz_url=issuer,
+                        authz_credential=authzen_secret,
+                    ),
+                    **backend_env,
+                }
+                command = [sys.executable, "-m", server.module, "--port", str(server.port)]
+                process = _spawn(command, server_log, server_env, platform)
+                assert platform.backends is not None
+                with platform.backends.lock:
+                    platform.processes.append((f"{server.name} server", process))
+                url = f"http://127.0.0.1:{server.port}/healthz"
+                _wait_healthy(f"{server.name} server", url, process, server_log)
+
+            platform.backends = BackendStarter(state, state / "backends", console, platform.processes, launch_server)
         spec = GatewaySpec(
             issuer=issuer,
             jwks_uri=f"{issuer}/.well-known/jwks.json",
@@ -319,8 +324,8 @@ def start(options: UpOptions) -> Platform:
         platform.processes.append(("envoy", start_envoy(config_path, envoy_log)))
         _wait_healthy("envoy", f"http://127.0.0.1:{options.admin_port}/ready", platform.processes[-1][1], envoy_log)
         platform.sync.start()
-        for server in options.domain_servers():
-            if server.backend_port:
+        if platform.backends is not None:
+            for server in domain_servers:
                 platform.backends.start(server)
     except BaseException:
         platform.stop()
@@ -349,8 +354,8 @@ def run_up(options: UpOptions) -> int:
         f"  demo server    {gateway}/servers/demo/mcp   (upstream 127.0.0.1:{options.demo_port})\n"
         + "".join(
             f"  {server.name + ' server':<14} {gateway}/servers/{server.name}/mcp   (upstream 127.0.0.1:{server.port}"
-            + (f"; backend 127.0.0.1:{server.backend_port}, starting" if server.backend_port else "")
-            + ")\n"
+            + (f"; backend 127.0.0.1:{server.backend_port}" if server.backend_port else "")
+            + "; starting in the background)\n"
             for server in options.domain_servers()
         )
         + f"  decision log   {state / 'decisions.jsonl'}\n"

@@ -1,4 +1,5 @@
-"""`portcullis up` starts each domain server's backend in the background and says what happens, step by step."""
+"""`portcullis up` sets up each domain server's backend, starts the server, then the backend, in the background, and
+says what happens, step by step."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def test_a_backend_is_set_up_started_and_announced_ready(tmp_path: Path, history
     (tmp_path / "backends" / "spark").symlink_to(history_server.state_dir)  # set up already: setup is a no-op
     lines: list[str] = []
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-    starter = BackendStarter(tmp_path, tmp_path, lines.append, processes, threading.Lock())
+    launched: list[tuple[str, dict[str, str]]] = []
+    starter = BackendStarter(
+        tmp_path, tmp_path, lines.append, processes, lambda s, env: launched.append((s.name, env)), threading.Lock()
+    )
     port = free_port()
     server = DomainServer("spark", free_port(), port, "runs two pyspark jobs")
     try:
@@ -37,8 +41,10 @@ def test_a_backend_is_set_up_started_and_announced_ready(tmp_path: Path, history
         for _, process in processes:
             stop_process(process)
     assert lines[0] == "spark: setting up the local backend (first run runs two pyspark jobs)"
-    assert lines[1] == f"spark: starting the backend on 127.0.0.1:{port}"
-    assert lines[2].startswith("spark: backend ready (")
+    assert lines[1] == f"spark: server up on 127.0.0.1:{server.port}"
+    assert lines[2] == f"spark: starting the backend on 127.0.0.1:{port}"
+    assert lines[3].startswith("spark: backend ready (")
+    assert launched == [("spark", {"PORTCULLIS_SPARK_HISTORY_URL": f"http://127.0.0.1:{port}"})]
     assert [name for name, _ in processes] == ["spark backend"] and starter.ready == {"spark": True}
 
 
@@ -46,9 +52,10 @@ def test_a_backend_that_cannot_start_is_reported_and_leaves_nothing_running(tmp_
     (tmp_path / "backends").write_text("not a folder")  # its state folder cannot be made
     lines: list[str] = []
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-    starter = BackendStarter(tmp_path, tmp_path, lines.append, processes, threading.Lock())
+    launched: list[str] = []
+    starter = BackendStarter(tmp_path, tmp_path, lines.append, processes, lambda s, env: launched.append(s.name))
     starter.start(DomainServer("spark", free_port(), free_port(), "runs two pyspark jobs"))
     _wait(starter, "spark", lines)
     assert lines[-1].startswith("spark: the backend did not start: ")
-    assert lines[-1].endswith("(its tools will say it is unreachable)")
-    assert processes == [] and starter.ready == {"spark": False}
+    assert lines[-1].endswith(f"(logs in {tmp_path})")
+    assert processes == [] and launched == [] and starter.ready == {"spark": False}
