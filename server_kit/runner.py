@@ -4,7 +4,8 @@
         return run_server(kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings,
                           prepare=load_backend_settings, refused=(BackendError,))
 
-`--host`/`--port` win over `KIT_<NAME>_HOST`/`KIT_<NAME>_PORT`, which win over `default_port`. `prepare` checks
+`--host`/`--port` win over `KIT_<NAME>_HOST`/`KIT_<NAME>_PORT`, which win over the server's default port
+(its `load_settings` applies it: `KitSettings.behind_gateway(name, default_port=...)`). `prepare` checks
 the server's own (backend) settings before anything listens. A refused setting, from the kit or from `prepare`
 (its errors listed in `refused`), ends the process with exit code 2 and one line on stderr, never a trace.
 """
@@ -12,7 +13,6 @@ the server's own (backend) settings before anything listens. A refused setting, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -42,9 +42,8 @@ def run_server(
     parser.add_argument("--host", help=f"default: {prefix}HOST, else 127.0.0.1")
     parser.add_argument("--port", type=int, help=f"default: {prefix}PORT, else {default_port}")
     args = parser.parse_args(argv)
-    port = args.port if args.port is not None else (None if f"{prefix}PORT" in os.environ else default_port)
     overrides: dict[str, Any] = {
-        key: value for key, value in (("host", args.host), ("port", port)) if value is not None
+        key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None
     }
     errors: tuple[type[BaseException], ...] = (KitError, *refused)
     try:

@@ -9,6 +9,7 @@ letter or digit turned into `_` (server `demo` reads `KIT_DEMO_ISSUER`, `finance
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -131,14 +132,17 @@ class KitSettings(BaseSettings):
             raise ConfigurationError(f"invalid settings for server {server!r}: {problems}") from None
 
     @classmethod
-    def behind_gateway(cls, server: str, **overrides: Any) -> KitSettings:
-        """`from_env`, with the gateway's host (from the resource URI) added to the allowed Host headers.
+    def behind_gateway(cls, server: str, *, default_port: int | None = None, **overrides: Any) -> KitSettings:
+        """`from_env`, with the gateway's host (from the resource URI) added to the allowed Host headers, on
+        `default_port` unless the overrides or `KIT_<NAME>_PORT` say otherwise.
 
         Envoy forwards the Host the client used, so the MCP transport's DNS-rebinding protection must accept it.
 
         Raises:
             ConfigurationError: as `from_env`.
         """
+        if default_port is not None and "port" not in overrides and f"{env_prefix(server)}PORT" not in os.environ:
+            overrides["port"] = default_port
         settings = cls.from_env(server, **overrides)
         gateway_host = urlsplit(settings.resource).netloc
         if gateway_host and gateway_host not in settings.allowed_hosts:

@@ -12,18 +12,15 @@ Settings: the kit's `KIT_AIRFLOW_*`; Airflow's `PORTCULLIS_AIRFLOW_*` (`AirflowS
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, ValidationError
 
 from server_kit import Caller, Dataset, Kit, KitSettings, guarded
-from server_kit.settings import env_prefix
 from servers.airflow.client import AirflowApi, TokenCache
 from servers.airflow.diagnosis import diagnose, parse_entries, render
 from servers.airflow.errors import AirflowError, InvalidArgument
@@ -306,12 +303,4 @@ def load_settings(**overrides: Any) -> KitSettings:
     Raises:
         ConfigurationError: the settings are refused (no AuthZEN credential, a URL that is not absolute, ...).
     """
-    if "port" not in overrides and f"{env_prefix(kit.name)}PORT" not in os.environ:
-        overrides["port"] = DEFAULT_PORT
-    settings = KitSettings.from_env(kit.name, **overrides)
-    gateway_host = urlsplit(settings.resource).netloc
-    if gateway_host and gateway_host not in settings.allowed_hosts:
-        settings = KitSettings.from_env(
-            kit.name, **{**overrides, "allowed_hosts": [*settings.allowed_hosts, gateway_host]}
-        )
-    return settings
+    return KitSettings.behind_gateway(kit.name, default_port=DEFAULT_PORT, **overrides)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from portcullis.processes import stop_process
+
 __all__ = [
     "APPLICATIONS",
     "DEFAULT_HISTORY_PORT",
@@ -219,13 +221,7 @@ def _serve(state_dir: Path, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 if __name__ == "__main__":

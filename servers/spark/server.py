@@ -11,11 +11,10 @@ so the process's environment decides where the backend is.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
-from server_kit import Kit, KitSettings, env_prefix, guarded
+from server_kit import Kit, KitSettings, guarded
 from servers.spark.diagnosis import QUANTILES, Evidence, diagnose, stages_to_inspect
 from servers.spark.errors import InvalidRequest
 from servers.spark.history import Application, HistoryClient, load_history_settings
@@ -149,6 +148,4 @@ def load_settings(**overrides: Any) -> KitSettings:
     Raises:
         ConfigurationError: the settings are refused (no AuthZEN credential, a URL that is not absolute, ...).
     """
-    if "port" not in overrides and f"{env_prefix(kit.name)}PORT" not in os.environ:
-        overrides["port"] = DEFAULT_PORT
-    return KitSettings.behind_gateway(kit.name, **overrides)
+    return KitSettings.behind_gateway(kit.name, default_port=DEFAULT_PORT, **overrides)

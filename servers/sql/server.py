@@ -27,7 +27,16 @@ from server_kit.data import READ_ACTION
 from servers.sql.engines import DuckDBEngine, Engine, ResultSet, TrinoEngine, schema_rows
 from servers.sql.errors import SqlRejected
 from servers.sql.labels import Labels
-from servers.sql.statements import Describe, Explain, Query, ShowCatalogs, ShowSchemas, ShowTables, analyze
+from servers.sql.statements import (
+    Describe,
+    Explain,
+    Query,
+    ShowCatalogs,
+    ShowSchemas,
+    ShowTables,
+    Statement,
+    analyze,
+)
 from servers.sql.statements import parse_table_name as _parse_table_name
 
 __all__ = ["DEFAULT_PORT", "SqlService", "SqlSettings", "configure", "kit", "load_settings", "render_table"]
@@ -108,7 +117,7 @@ class SqlService:
             engine = DuckDBEngine(settings.database, default_schema=settings.default_schema)
         return cls(engine, labels, settings.max_rows, settings.timeout_seconds)
 
-    def analyze(self, sql: str) -> Any:
+    def analyze(self, sql: str) -> Statement:
         return analyze(
             sql,
             self.engine.table_schemas(),
@@ -343,5 +352,6 @@ def render_table(result: ResultSet, *, limit: int, tables: Sequence[str]) -> str
 
 
 def load_settings(**overrides: Any) -> KitSettings:
-    """The server's kit settings from `KIT_SQL_*` (keyword arguments win), accepting the gateway's Host header."""
-    return KitSettings.behind_gateway(kit.name, **overrides)
+    """The server's kit settings from `KIT_SQL_*` (keyword arguments win; port 8301 unless told), accepting the
+    gateway's Host header."""
+    return KitSettings.behind_gateway(kit.name, default_port=DEFAULT_PORT, **overrides)

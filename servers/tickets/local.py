@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from portcullis.processes import stop_process
 from servers.tickets.settings import DEFAULT_REDMINE_PORT, ENV_PREFIX
 
 __all__ = [
@@ -313,13 +314,7 @@ def _serve(state_dir: Path, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 if __name__ == "__main__":

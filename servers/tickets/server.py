@@ -11,10 +11,9 @@ project (search, create) or the ticket key (the others) to the policy.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from server_kit import Caller, Kit, KitSettings, env_prefix, guarded
+from server_kit import Caller, Kit, KitSettings, guarded
 from servers.tickets.model import check_text
 from servers.tickets.settings import load_settings as load_backend_settings
 from servers.tickets.settings import opened
@@ -92,6 +91,4 @@ def load_settings(**overrides: Any) -> KitSettings:
     Raises:
         ConfigurationError: the settings are refused (no AuthZEN credential, a URL that is not absolute, ...).
     """
-    if "port" not in overrides and f"{env_prefix(kit.name)}PORT" not in os.environ:
-        overrides["port"] = DEFAULT_PORT
-    return KitSettings.behind_gateway(kit.name, **overrides)
+    return KitSettings.behind_gateway(kit.name, default_port=DEFAULT_PORT, **overrides)
