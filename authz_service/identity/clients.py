@@ -11,20 +11,19 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from authz_service.identity.directory import Directory, DirectoryClient, verify_secret
 from authz_service.identity.errors import IdentityError
+from authz_service.identity.redirects import URLRejected, parse_url, redirect_matches, redirect_uri_problem
 from authz_service.identity.store import IdentityStore
 
 __all__ = [
     "DYNAMIC_CLIENT_PREFIX",
     "Client",
     "ClientRegistry",
-    "check_redirect_uri_allowed",
     "is_metadata_document_url",
 ]
 
@@ -33,8 +32,6 @@ _DEFAULT_SCOPE = "mcp"
 _METADATA_MAX_BYTES = 5 * 1024
 _METADATA_TTL_BOUNDS = (60, 86_400)
 _MAX_AGE = re.compile(r"max-age=(\d+)")
-_LOOPBACK_HOSTS = ("127.0.0.1", "[::1]")
-_PRIVATE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+")  # reverse-DNS private-use scheme (RFC 8252 §7.1)
 
 
 @dataclass
@@ -75,7 +72,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         return " ".join(dict.fromkeys(requested))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return any(_redirect_matches(registered, redirect_uri) for registered in self.redirect_uris)
+        return any(redirect_matches(registered, redirect_uri) for registered in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return bool(self.secret_hash) and verify_secret(client_secret, self.secret_hash)
@@ -88,42 +85,6 @@ class Client(ClientMixin):  # type: ignore[misc]
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
-
-
-def _redirect_matches(registered: str, requested: str) -> bool:
-    """Exact match, except that a loopback IP redirect may use any port (RFC 8252 §7.3, OAuth 2.1 §8.4.2)."""
-    if registered == requested:
-        return True
-    want, got = urlsplit(registered), urlsplit(requested)
-    if want.scheme != "http" or got.scheme != "http":
-        return False
-    want_host, got_host = want.netloc.rsplit(":", 1)[0], got.netloc.rsplit(":", 1)[0]
-    if want_host not in _LOOPBACK_HOSTS or got_host != want_host:
-        return False
-    try:
-        got.port  # noqa: B018  (a malformed port raises)
-    except ValueError:
-        return False
-    return (want.path or "/") == (got.path or "/") and want.query == got.query and not got.fragment
-
-
-def check_redirect_uri_allowed(uri: str) -> str | None:
-    """Why a redirect URI cannot be registered, or None when it can: https, http on loopback, or a
-    private-use scheme (native apps). Never a fragment, never javascript: or data:.
-    """
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "not a URI"
-    if parts.fragment:
-        return "a redirect URI must not have a fragment"
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost"):
-        return None
-    if _PRIVATE_SCHEME.fullmatch(parts.scheme):
-        return None
-    return "use https, http on a loopback address, or a reverse-DNS private-use scheme"
 
 
 def is_metadata_document_url(client_id: str) -> bool:
@@ -168,12 +129,16 @@ class ClientRegistry:
         Raises:
             IdentityError: the URL or the document is not acceptable.
         """
-        parts = urlsplit(url)
-        if not parts.hostname or parts.path in ("", "/") or parts.fragment or parts.username:
-            raise IdentityError("a client metadata document URL needs a host and a path")
-        if parts.scheme != "https" and not (self._allow_insecure and _loopback(parts.hostname)):
+        try:
+            parts = parse_url(url)  # the client id is a trust anchor: only its one canonical spelling
+        except URLRejected as exc:
+            raise IdentityError(f"a client metadata document URL must be canonical: {exc}") from None
+        host = parts.host.strip("[]")
+        if parts.path == "/":
+            raise IdentityError("a client metadata document URL needs a path")
+        if parts.scheme != "https" and not (self._allow_insecure and parts.scheme == "http" and _loopback(host)):
             raise IdentityError("a client metadata document must be served over https")
-        if not self._allow_insecure and _resolves_to_private(parts.hostname):
+        if not self._allow_insecure and _resolves_to_private(host):
             raise IdentityError("a client metadata document may not be on a private address")
         try:
             with self._http.stream("GET", url, headers={"Accept": "application/json"}) as response:
@@ -200,7 +165,7 @@ class ClientRegistry:
         if not isinstance(redirect_uris, list) or not redirect_uris:
             raise IdentityError("client metadata document lists no redirect_uris")
         for uri in redirect_uris:
-            if not isinstance(uri, str) or check_redirect_uri_allowed(uri) is not None:
+            if redirect_uri_problem(uri) is not None:
                 raise IdentityError(f"client metadata document has an unacceptable redirect URI {uri!r}")
         match = _MAX_AGE.search(cache_control)
         ttl = int(match.group(1)) if match else 3600

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from authz_service.identity.redirects import curated_redirect_uri_problem
+
 __all__ = [
     "TOKEN_EXCHANGE_GRANT",
     "Directory",
@@ -89,6 +91,17 @@ class DirectoryClient(BaseModel):
     # Token exchange: the servers this client runs as (route names, or absolute resource URIs). A subject token
     # must have been issued for one of them: a server exchanges only the tokens it received.
     acts_for: list[str] = Field(default_factory=list)
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _canonical_redirects(cls, value: list[str]) -> list[str]:
+        # The same rule as dynamic registration: a directory entry that could never match strictly is an error
+        # at load time, not a client that silently cannot sign in.
+        for uri in value:
+            problem = curated_redirect_uri_problem(uri)
+            if problem is not None:
+                raise ValueError(f"redirect URI {uri!r}: {problem}")
+        return value
 
     @field_validator("grant_types")
     @classmethod

@@ -76,6 +76,21 @@ class _StoredCode:
 class AuthorizationCodeGrant(authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = _AUTH_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Any) -> str:
+        """The redirect URI, required (OAuth 2.1) and matched strictly (`redirects.redirect_matches`).
+
+        Raises:
+            InvalidRequestError: missing or not registered; it never repeats the URI (Authlib's message did, and a
+                quote or non-ASCII character in it made the error itself fail: a 500).
+        """
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri:
+            raise InvalidRequestError("Missing 'redirect_uri' in request.")
+        if not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("The redirect URI is not registered for this client.")
+        return str(redirect_uri)
+
     def validate_authorization_request(self) -> str:
         redirect_uri: str = super().validate_authorization_request()
         try:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jinja2
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -133,7 +133,12 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
 
     def validate_pending(pairs: list[tuple[str, str]]) -> Any:
         request = form_request("GET", f"{identity.issuer}/authorize", {}, pairs)
-        return server.get_consent_grant(request)
+        try:
+            return server.get_consent_grant(request)
+        except ValueError:
+            # Authlib refuses to build an error whose description would repeat a quote, a backslash or non-ASCII
+            # text the request carried (an unsupported response_type, say): an error page, never a 500.
+            raise InvalidRequestError("The request has characters this server does not accept.") from None
 
     def consent_page(grant: Any, subject: Subject, csrf: str) -> HTMLResponse:
         client: Client = grant.request.client
@@ -260,7 +265,7 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
             return page("error.html", 400, error="invalid_request", description=_EXPIRED)
         oauth_request = form_request("GET", f"{identity.issuer}/authorize", {}, pending[0])
         try:
-            grant = await run_in_threadpool(server.get_consent_grant, oauth_request)
+            grant = await run_in_threadpool(validate_pending, pending[0])
         except OAuth2Error as error:
             return authorization_error(error, dict(pending[0]).get("state"))
         approved = form.get("decision") == "approve"

@@ -23,12 +23,7 @@ from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint, InvalidRedirectUR
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc.jwk import KeySet
 
-from authz_service.identity.clients import (
-    DYNAMIC_CLIENT_PREFIX,
-    Client,
-    ClientRegistry,
-    check_redirect_uri_allowed,
-)
+from authz_service.identity.clients import DYNAMIC_CLIENT_PREFIX, Client, ClientRegistry
 from authz_service.identity.directory import TOKEN_EXCHANGE_GRANT, hash_secret
 from authz_service.identity.grants import (
     AuthorizationCodeGrant,
@@ -37,6 +32,7 @@ from authz_service.identity.grants import (
     S256CodeChallenge,
     TokenExchangeGrant,
 )
+from authz_service.identity.redirects import redirect_uri_problem
 from authz_service.identity.store import IdentityStore
 from authz_service.identity.subject import Subject
 from authz_service.identity.tokens import Resources, TokenIssuer
@@ -229,10 +225,10 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         uris = request.payload.data.get("redirect_uris")
         if not isinstance(uris, list) or not uris:
             raise InvalidRedirectURIError("redirect_uris is required (a non-empty list)")
-        for uri in uris:
-            problem = check_redirect_uri_allowed(uri) if isinstance(uri, str) else "not a string"
-            if problem is not None:
-                raise InvalidRedirectURIError(f"{uri}: {problem}")
+        for index, uri in enumerate(uris):
+            problem = redirect_uri_problem(uri)
+            if problem is not None:  # the URI itself is not repeated: it may hold what an error may not carry
+                raise InvalidRedirectURIError(f"redirect_uris[{index}]: {problem}")
         metadata: dict[str, Any] = super().extract_client_metadata(request)
         return metadata
 

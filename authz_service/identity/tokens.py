@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from authz_service.catalog import Catalog
+from authz_service.identity.redirects import absolute_url_problem
 from authz_service.identity.store import IdentityStore, RefreshGrant
 from authz_service.identity.subject import Subject
 
@@ -68,9 +69,9 @@ class Resources:
             return self.issuer
         if len(values) > 1:
             raise InvalidTargetError("One resource per token: each MCP server is its own audience.")
+        if absolute_url_problem(values[0]) is not None:  # the one strict parser: no userinfo, fragment, tricks
+            raise InvalidTargetError("The resource must be a canonical absolute http(s) URI without a fragment.")
         resource = values[0].rstrip("/")
-        if "#" in resource or not resource.startswith(("https://", "http://")):
-            raise InvalidTargetError("The resource must be an absolute URI without a fragment.")
         if resource not in self.known():
             raise InvalidTargetError(f"Unknown resource {resource!r}.")
         return resource
