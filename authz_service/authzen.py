@@ -8,7 +8,6 @@ Callers are services and authenticate with a bearer service credential; anyone e
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -17,11 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
 from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
+from authz_service.json_input import InvalidJson, parse_json
 from authz_service.settings import Settings
 
 __all__ = ["AuthzenError", "authzen_configuration", "build_router"]
 
 _RESOURCE_TYPES = {"server", "tool", "dataset", "registry_entry"}
+# How deep a request body may nest: tool arguments reach the policy engine, whose serializer stops at 128 levels,
+# and the decision cache freezes them recursively.
+_MAX_JSON_DEPTH = 32
 
 
 class AuthzenError(Exception):
@@ -155,9 +158,9 @@ def build_router(settings: Settings, decider: Decider) -> APIRouter:
         except BodyTooLarge as exc:
             raise AuthzenError(413, str(exc)) from None
         try:
-            return json.loads(body)
-        except ValueError:
-            raise AuthzenError(400, "request body is not valid JSON") from None
+            return parse_json(body, max_depth=_MAX_JSON_DEPTH)
+        except InvalidJson as exc:
+            raise AuthzenError(400, f"request body: {exc}") from None
 
     router = APIRouter(dependencies=[Depends(authenticate)])
 

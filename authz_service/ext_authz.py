@@ -57,6 +57,9 @@ IDENTITY_HEADERS = (
     "x-portcullis-client",
     "x-portcullis-decision-id",
 )
+_SHADOW_HEADER = "x-portcullis-shadow"
+_IDENTITY_HEADER_SET = frozenset(IDENTITY_HEADERS)
+_SHADOW_HEADER_SET = _IDENTITY_HEADER_SET | {_SHADOW_HEADER}
 _USED_CLAIMS = ("sub", "aud", "client_id", "azp", "email", "groups", "business_groups", "jti")
 _NOTHING_REVOKED: frozenset[str] = frozenset()
 _IDENTITY_CACHE_SIZE = 10_000
@@ -129,8 +132,15 @@ def _check(
 
     context = {"request_id": headers.get("x-request-id", "")}
     decision: Decision | None = None
+    decided: set[str | None] = set()
     for call in calls or [McpCall("")]:
-        if call.method == "tools/call":
+        # A batch is decided once per distinct question: a 64 KB batch of the same call is one decision (and one
+        # decision-log line), not hundreds.
+        key = call.tool if call.method == "tools/call" else None
+        if key in decided:
+            continue
+        decided.add(key)
+        if key is not None:
             resource = ResourceRef("tool", server, call.tool)
             action = "call"
         else:
@@ -231,17 +241,20 @@ class IdentityHeaders:
 
 def _allowed(actor: Actor, decision: Decision, client_headers: Any, identity: IdentityHeaders) -> ext.CheckResponse:
     response_headers = [*identity(actor), _header(IDENTITY_HEADERS[5], decision.decision_id)]
+    ours = _IDENTITY_HEADER_SET
     if decision.shadow:
-        response_headers.append(_header("x-portcullis-shadow", f"would_deny:{decision.reason}"))
-    # Identity headers we set overwrite the client's; any other x-portcullis-* header a client sent is removed.
-    spoofed = _spoofed(client_headers, {*IDENTITY_HEADERS, "x-portcullis-shadow"})
+        response_headers.append(_header(_SHADOW_HEADER, f"would_deny:{decision.reason}"))
+        ours = _SHADOW_HEADER_SET
+    # Headers we set overwrite the client's; any other x-portcullis-* header a client sent (a shadow header when
+    # the decision was not shadowed, too) is removed.
+    spoofed = _spoofed(client_headers, ours)
     return ext.CheckResponse(
         status=status_pb2.Status(code=code_pb2.OK),
         ok_response=ext.OkHttpResponse(headers=response_headers, headers_to_remove=spoofed),
     )
 
 
-def _spoofed(client_headers: Iterable[str], ours: set[str]) -> list[str]:
+def _spoofed(client_headers: Iterable[str], ours: frozenset[str]) -> list[str]:
     return [key for key in client_headers if key.startswith(HEADER_PREFIX) and key not in ours]
 
 

@@ -7,9 +7,10 @@ execute, never on a header the body contradicts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from authz_service.json_input import InvalidJson, parse_json
 
 __all__ = ["McpCall", "McpRequestError", "read_mcp_calls"]
 
@@ -55,8 +56,8 @@ def read_mcp_calls(header_method: str | None, header_name: str | None, body: byt
 
 def _from_body(body: bytes) -> list[McpCall]:
     try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        message = parse_json(body)
+    except InvalidJson:
         raise McpRequestError("invalid_json", "request body is not valid JSON") from None
     messages = message if isinstance(message, list) else [message]
     if not messages:
@@ -66,6 +67,9 @@ def _from_body(body: bytes) -> list[McpCall]:
         if not isinstance(item, dict):
             raise McpRequestError("invalid_mcp_request", "a JSON-RPC message must be an object")
         request_id = item.get("id")
+        if request_id is not None and type(request_id) not in (int, str):
+            # JSON-RPC ids are strings or integers (MCP); anything else would be echoed into the denial body.
+            raise McpRequestError("invalid_mcp_request", "JSON-RPC id must be a string or an integer")
         method = item.get("method")
         if method is None:
             # A JSON-RPC response (to a server-initiated request, e.g. elicitation) calls nothing new.
