@@ -3,7 +3,11 @@
     POST /access/v1/evaluation    one (subject, action, resource, context) -> {"decision": bool, "context": ...}
     POST /access/v1/evaluations   a batch sharing defaults, with an evaluation semantic
 
-Callers are services and authenticate with a bearer service credential; anyone else gets 401.
+Callers are services and authenticate with a bearer service credential; anyone else gets 401. Each credential
+speaks for its owner only (`credentials.ServiceCredentials`): a server's credential may ask about
+its own server, its tools and its datasets, and the registry's (owner `registry`) about registry entries and the
+servers and tools of the per-caller listing it serves; anything else is 403. A dataset's labels (business group,
+sensitivity) are never taken from the request: the decision reads them from the catalog.
 """
 
 from __future__ import annotations
@@ -14,17 +18,24 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from authz_service.credentials import ServiceCredentials
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
-from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
+from authz_service.http_input import BodyTooLarge, read_limited
 from authz_service.json_input import InvalidJson, parse_json
 from authz_service.settings import Settings
 
-__all__ = ["AuthzenError", "authzen_configuration", "build_router"]
+__all__ = ["REGISTRY_OWNER", "AuthzenError", "authzen_configuration", "build_router", "may_ask"]
 
 _RESOURCE_TYPES = {"server", "tool", "dataset", "registry_entry"}
 # How deep a request body may nest: tool arguments reach the policy engine, whose serializer stops at 128 levels,
 # and the decision cache freezes them recursively.
 _MAX_JSON_DEPTH = 32
+REGISTRY_OWNER = "registry"
+# The dataset labels the decision reads from the catalog; a caller's copy is dropped, never decided on.
+_CATALOG_LABELS = ("business_group", "sensitivity")
+# What the registry asks besides its own entries: the per-caller listing (may this person reach each server and
+# call each of its tools).
+_REGISTRY_LISTING = {("server", "connect"), ("tool", "call")}
 
 
 class AuthzenError(Exception):
@@ -125,9 +136,31 @@ def _to_request(subject: _Entity, action: _Action, resource: _Entity, context: d
                 raise AuthzenError(400, "resource.properties.arguments must be an object")
             ref = ResourceRef.of("tool", server, resource.id, arguments)
         else:
+            for label in _CATALOG_LABELS:
+                properties.pop(label, None)
             ref = ResourceRef.of("dataset", server, resource.id, properties)
     log_context = {key: str(value) for key, value in context.items() if key in ("edge_decision_id", "request_id")}
     return DecisionRequest("server", actor, action.name, ref, log_context)
+
+
+def may_ask(owner: str, request: DecisionRequest) -> bool:
+    """Whether the service whose credential is `owner`'s may ask this question."""
+    resource = request.resource
+    if owner == REGISTRY_OWNER:
+        if resource.type == "registry_entry":
+            return request.action.startswith("registry.")
+        return (resource.type, request.action) in _REGISTRY_LISTING
+    return resource.type in ("server", "tool", "dataset") and resource.server == owner
+
+
+def _bound(owner: str, request: DecisionRequest) -> DecisionRequest:
+    if not may_ask(owner, request):
+        ref = request.resource
+        about = f"registry entry {ref.server}" if ref.type == "registry_entry" else f"server {ref.server}"
+        raise AuthzenError(
+            403, f"the credential of {owner} may not ask about {request.action} on {ref.type} of {about}"
+        )
+    return request
 
 
 def _result(decision: Decision) -> dict[str, Any]:
@@ -144,13 +177,15 @@ def _result(decision: Decision) -> dict[str, Any]:
 
 def build_router(settings: Settings, decider: Decider) -> APIRouter:
     """The AuthZEN routes, bound to one decider and the service credentials in `settings`."""
-    secrets = list(settings.service_credentials.values())
+    credentials = ServiceCredentials(settings.service_credentials, settings.service_credentials_dir)
 
     def authenticate(request: Request) -> None:
-        if not bearer_matches(request.headers.get("authorization"), secrets):
+        owner = credentials.owner(request.headers.get("authorization"))
+        if owner is None:
             raise AuthzenError(
                 401, "a service credential is required", {"WWW-Authenticate": 'Bearer realm="portcullis-authzen"'}
             )
+        request.state.authzen_owner = owner
 
     async def read_json(request: Request) -> Any:
         try:
@@ -166,16 +201,19 @@ def build_router(settings: Settings, decider: Decider) -> APIRouter:
 
     @router.post("/access/v1/evaluation")
     async def evaluation(http_request: Request) -> JSONResponse:
+        owner: str = http_request.state.authzen_owner
         request = _parse(EvaluationRequest, await read_json(http_request))
-        decision = decider.decide(_to_request(request.subject, request.action, request.resource, request.context))
+        question = _to_request(request.subject, request.action, request.resource, request.context)
+        decision = decider.decide(_bound(owner, question))
         return JSONResponse(_result(decision))
 
     @router.post("/access/v1/evaluations")
     async def evaluations(http_request: Request) -> JSONResponse:
+        owner: str = http_request.state.authzen_owner
         batch = _parse(EvaluationsRequest, await read_json(http_request))
         items = batch.evaluations or [_PartialEvaluation()]
-        results: list[dict[str, Any]] = []
-        semantic = batch.options.evaluations_semantic
+        # Every question is checked against the credential before any is decided: one out of bounds refuses all.
+        questions: list[DecisionRequest] = []
         for item in items:
             subject, action, resource = (
                 item.subject or batch.subject,
@@ -185,7 +223,11 @@ def build_router(settings: Settings, decider: Decider) -> APIRouter:
             if subject is None or action is None or resource is None:
                 raise AuthzenError(400, "every evaluation needs a subject, an action and a resource (own or default)")
             context = {**batch.context, **(item.context or {})}
-            decision = decider.decide(_to_request(subject, action, resource, context))
+            questions.append(_bound(owner, _to_request(subject, action, resource, context)))
+        results: list[dict[str, Any]] = []
+        semantic = batch.options.evaluations_semantic
+        for question in questions:
+            decision = decider.decide(question)
             results.append(_result(decision))
             if (semantic == "deny_on_first_deny" and not decision.allowed) or (
                 semantic == "permit_on_first_permit" and decision.allowed

@@ -6,6 +6,7 @@ Until the registry exists the catalog comes from a YAML file; the registry will 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections import Counter
@@ -22,6 +23,7 @@ from authz_service.errors import CatalogError
 __all__ = [
     "Catalog",
     "CatalogSource",
+    "DatasetLabel",
     "FileCatalogSource",
     "RegistryCatalogSource",
     "Sensitivity",
@@ -66,6 +68,21 @@ class ToolEntry(BaseModel):
     business_groups: list[str] = Field(default_factory=list)
 
 
+class DatasetLabel(BaseModel):
+    """The labels of the data a server serves, reviewed with the server (its server.json governance).
+
+    `match` is a glob over the dataset's name (`lake.ads.*`); the first label that matches wins, and data no label
+    matches is decided as restricted with no business group. The decision point reads these labels from the
+    catalog, never from the server that asks, so a server cannot relabel its own data.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.*/:-]+$")
+    business_group: str = Field(default="", max_length=100)
+    sensitivity: Sensitivity = "restricted"
+
+
 class ServerEntry(BaseModel):
     """One MCP server with its governance metadata."""
 
@@ -80,6 +97,12 @@ class ServerEntry(BaseModel):
     allowed_clients: list[str] = Field(default_factory=list)
     upstream: str = Field(description="host:port of the server behind the gateway")
     tools: list[ToolEntry] = Field(default_factory=list)
+    datasets: list[DatasetLabel] = Field(default_factory=list, max_length=1000)
+    downstream_resources: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="resources (canonical URIs) this server may exchange its callers' tokens for (RFC 8693)",
+    )
 
     _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
     _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
@@ -106,7 +129,10 @@ class Catalog:
         self.servers: Mapping[str, ServerEntry] = {server.name: server for server in servers}
         self._server_facts: dict[str, dict[str, Any]] = {}
         self._tool_facts: dict[tuple[str, str], dict[str, Any]] = {}
+        self._dataset_labels: dict[str, tuple[DatasetLabel, ...]] = {}
         for server in servers:
+            if server.datasets:
+                self._dataset_labels[server.name] = tuple(server.datasets)
             server_fact = {
                 "kind": "server",
                 "name": server.name,
@@ -154,6 +180,18 @@ class Catalog:
     def tool_fact(self, server: str, tool: str) -> dict[str, Any] | None:
         """The policy facts of one tool of a server, or None when unknown."""
         return self._tool_facts.get((server, tool))
+
+    def dataset_labels(self, server: str, dataset: str) -> tuple[str, str]:
+        """(business group, sensitivity) of a dataset a server serves, from the server's reviewed labels.
+
+        The first label whose pattern matches the dataset's name wins (names compare case-insensitively, as
+        SQL identifiers do); data no label matches is restricted with no business group, the most guarded.
+        """
+        name = dataset.lower()
+        for label in self._dataset_labels.get(server, ()):
+            if fnmatch.fnmatchcase(name, label.match.lower()):
+                return label.business_group, label.sensitivity
+        return "", "restricted"
 
 
 class CatalogSource(Protocol):

@@ -60,8 +60,9 @@ class Actor:
 class ResourceRef:
     """What is asked about: a server, one of its tools, a dataset it serves, or its registry entry.
 
-    `properties` are the selected attributes the caller passes (tool arguments the policy needs, the
-    dataset's business group and sensitivity); they become part of the cache key.
+    `properties` are the selected attributes the caller passes (tool arguments the policy needs, a dataset's
+    partition or owners); they become part of the cache key. A dataset's labels are never among them: the
+    decision reads those from the catalog.
     """
 
     type: ResourceType
@@ -242,12 +243,14 @@ class Decider:
             resource = dict(tool, arguments=_thaw(ref.properties)) if ref.properties else dict(tool, arguments={})
         else:
             properties = _thaw(ref.properties) if ref.properties else {}
+            # The labels are the catalog's (reviewed with the server), never what the asking server sends.
+            business_group, sensitivity = catalog.dataset_labels(ref.server, ref.name)
             resource = {
                 "kind": "dataset",
                 "name": ref.name,
                 "server": server,
-                "business_group": str(properties.get("business_group", "")),
-                "sensitivity": str(properties.get("sensitivity", "restricted")),  # unlabeled data: most guarded
+                "business_group": business_group,
+                "sensitivity": sensitivity,
                 "properties": properties,
             }
         return policy.evaluate(request.actor.fact(), request.action, resource)

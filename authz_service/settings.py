@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authz_service.credentials import OWNER_PATTERN
 from authz_service.errors import ConfigurationError
 
 __all__ = ["DEFAULT_GRPC_PORT", "DEFAULT_HTTP_PORT", "PLACEHOLDER_SECRETS", "Settings"]
@@ -54,8 +55,12 @@ class Settings(BaseSettings):
     shadow_mode: bool = False
     shadow_servers: list[str] = Field(default_factory=list)
 
-    # Service credentials of AuthZEN callers: name -> secret (bearer token). Empty means no caller may ask.
+    # Service credentials of AuthZEN callers: owner -> secret (bearer token); the owner is a server's name, or
+    # "registry". Each may ask only about what it owns (authzen.may_ask). Empty means no caller may ask.
     service_credentials: dict[str, str] = Field(default_factory=dict)
+    # And a directory of one file per owner holding its secret (a mounted Secret; `portcullis up`'s state),
+    # read again when it changes.
+    service_credentials_dir: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     # The OAuth 2.1 authorization server (authz_service/identity): its issuer URL, its signing keys (whose
@@ -84,9 +89,25 @@ class Settings(BaseSettings):
     upstream_business_groups_claim: str = "business_groups"
     # Client ID Metadata Documents over plain http on loopback: development only (refused in production).
     allow_insecure_metadata_documents: bool = False
+    # The revocation feed the edge follows (portcullis_contracts.revocations). Empty: with the built-in identity,
+    # this service's own feed on its HTTP port; without it, none (tokens are refused only when they expire).
+    # Unreachable for longer than the bound: every check is refused with 503 (fail closed).
+    revocation_url: str = ""
+    revocation_poll_seconds: float = Field(default=0.5, gt=0, le=10)
+    revocation_max_staleness_seconds: float = Field(default=10.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
+        # A credential speaks for its owner only (authzen.may_ask); a secret shared by two owners would speak
+        # for both.
+        secrets = list(self.service_credentials.values())
+        if len(set(secrets)) != len(secrets):
+            raise ConfigurationError("two service credentials share a secret: give each AuthZEN caller its own")
+        if any(not secret for secret in secrets):
+            raise ConfigurationError("an empty service credential is refused")
+        misnamed = sorted(name for name in self.service_credentials if not OWNER_PATTERN.match(name))
+        if misnamed:
+            raise ConfigurationError(f"service credential owners must be a server's name or 'registry': {misnamed}")
         if self.environment == "production":
             weak = [name for name, secret in self.service_credentials.items() if secret.lower() in PLACEHOLDER_SECRETS]
             if weak:
@@ -110,6 +131,14 @@ class Settings(BaseSettings):
     def identity_database(self) -> str:
         """The identity store's database URL."""
         return self.identity_database_url or f"sqlite:///{self.key_dir.parent / 'identity.db'}"
+
+    def revocation_feed(self) -> str:
+        """The revocation feed's URL ('' when there is none): `revocation_url`, else this service's own feed."""
+        if self.revocation_url or not self.identity:
+            return self.revocation_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # a listen-all address: reach it on loopback
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}/revocations"
 
     def grpc_ports(self) -> list[int]:
         """The gRPC port of every worker process."""

@@ -95,6 +95,8 @@ def build_snapshot(session: Session) -> Snapshot:
             "allowed_clients": list(governance.get("allowed_clients", [])),
             "upstream": governance["upstream"],
             "tools": [{**_TOOL_DEFAULTS, **tool} for tool in governance.get("tools", [])],
+            "datasets": list(governance.get("datasets", [])),
+            "downstream_resources": list(governance.get("downstream_resources", [])),
         }
         chosen[name] = SnapshotServer(name, version, description, entry)
     servers = tuple(sorted(chosen.values(), key=lambda server: str(server.entry["name"])))

@@ -144,4 +144,6 @@ def catalog_entry(server: ValidServer, *, status: str = "approved", title: str =
         "allowed_clients": list(governance.allowed_clients),
         "upstream": governance.upstream,
         "tools": [tool.model_dump() for tool in governance.tools],
+        "datasets": [label.model_dump() for label in governance.datasets],
+        "downstream_resources": list(governance.downstream_resources),
     }

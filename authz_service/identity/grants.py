@@ -118,9 +118,14 @@ class AuthorizationCodeGrant(authlib_grants.AuthorizationCodeGrant):  # type: ig
         self.server.store.save_code(code, grant, ttl=self.server.code_ttl)
 
     def query_authorization_code(self, code: str, client: Any) -> _StoredCode | None:
-        # Consumed here, not after issuing: of two concurrent presentations only one can win.
-        grant = self.server.store.consume_code(code, client.client_id)
-        return _StoredCode(grant) if grant is not None else None
+        # Read, not consumed: the request is validated in full first (redirect URI, PKCE, resource), so a request
+        # refused for its own mistake does not burn the code. A used code is consumed again here, which is how
+        # its reuse is detected (and the family it issued revoked).
+        grant = self.server.store.code(code, client.client_id)
+        if grant is None:
+            self.server.store.consume_code(code, client.client_id)
+            return None
+        return _StoredCode(grant)
 
     def delete_authorization_code(self, authorization_code: _StoredCode) -> None:
         pass  # already consumed by query_authorization_code
@@ -130,11 +135,16 @@ class AuthorizationCodeGrant(authlib_grants.AuthorizationCodeGrant):  # type: ig
         return subject
 
     def validate_token_request(self) -> None:
-        super().validate_token_request()  # a missing or different redirect_uri is invalid_grant there
+        super().validate_token_request()  # a missing or different redirect_uri is invalid_grant, then PKCE
         requested = _resources(self)
         code: CodeGrant = self.request.authorization_code.grant
         if requested and self.server.resources.check(requested) != code.resource:
             raise InvalidTargetError("The resource differs from the authorization request's.")
+        if self.authenticate_user(self.request.authorization_code) is None:
+            raise InvalidGrantError("The user of this code no longer exists.")
+        # Consumed last, in one conditional UPDATE: of two concurrent presentations only one can win.
+        if self.server.store.consume_code(self.request.form.get("code", ""), self.request.client.client_id) is None:
+            raise InvalidGrantError("Invalid 'code' in request.")
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         code: CodeGrant = self.request.authorization_code.grant
@@ -163,8 +173,12 @@ class RefreshTokenGrant(authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
         token = self.request.form.get("refresh_token")
         if not token:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
-        grant = self.server.store.rotate_refresh_token(token, client.client_id)
-        if grant is None:
+        store = self.server.store
+        # Validate first, consume last: a refresh refused for its own mistake (scope, resource) leaves the token
+        # live, or the client's corrected retry would look like reuse and revoke the whole family.
+        grant = store.refresh_token(token)
+        if grant is None or grant.client_id != client.client_id:
+            store.rotate_refresh_token(token, client.client_id)  # a used token of this client: reuse, revoke
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.")
         requested = self.request.payload.scope
         if requested and not set(requested.split()) <= set(grant.scope.split()):
@@ -172,7 +186,12 @@ class RefreshTokenGrant(authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
         resources = _resources(self)
         if resources and self.server.resources.check(resources) != grant.resource:
             raise InvalidTargetError("A refresh token is bound to the resource it was issued for.")
-        self.request.refresh_token = grant
+        if self.server.current_subject(grant.subject) is None:
+            raise InvalidGrantError("The user of this refresh token no longer exists.")
+        rotated = store.rotate_refresh_token(token, client.client_id)  # one conditional UPDATE: one winner
+        if rotated is None:
+            raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.")
+        self.request.refresh_token = rotated
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         grant = self.request.refresh_token

@@ -216,6 +216,16 @@ class IdentityStore:
             session.add(row)
             session.commit()
 
+    def code(self, code: str, client_id: str) -> CodeGrant | None:
+        """A live, unused code's grant for this client, without consuming it: a token request is validated in full
+        before `consume_code`, so a request refused for its own mistake leaves the code usable.
+        """
+        with self._session() as session:
+            row = session.get(AuthorizationCode, token_hash(code))
+        if row is None or row.used or row.client_id != client_id or row.expires_at <= self._now():
+            return None
+        return _code_grant(row)
+
     def consume_code(self, code: str, client_id: str) -> CodeGrant | None:
         """The code's grant, marking it used; None when unknown, expired, used, or another client's.
 
@@ -229,16 +239,7 @@ class IdentityStore:
             session.commit()
         if not claimed or row is None:
             return None
-        return CodeGrant(
-            client_id=row.client_id,
-            redirect_uri=row.redirect_uri,
-            scope=row.scope,
-            resource=row.resource,
-            subject=Subject.from_json(row.subject_json),
-            code_challenge=row.code_challenge,
-            nonce=row.nonce,
-            family_id=row.family_id,
-        )
+        return _code_grant(row)
 
     # Refresh tokens
 
@@ -401,6 +402,19 @@ class IdentityStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _code_grant(row: AuthorizationCode) -> CodeGrant:
+    return CodeGrant(
+        client_id=row.client_id,
+        redirect_uri=row.redirect_uri,
+        scope=row.scope,
+        resource=row.resource,
+        subject=Subject.from_json(row.subject_json),
+        code_challenge=row.code_challenge,
+        nonce=row.nonce,
+        family_id=row.family_id,
+    )
 
 
 def _refresh_grant(row: RefreshToken) -> RefreshGrant:

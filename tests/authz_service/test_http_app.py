@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from authz_service.errors import ConfigurationError
 from authz_service.http_app import create_app
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings
@@ -89,11 +90,90 @@ def test_evaluations_deny_on_first_deny_stops_at_the_first_denial(client: TestCl
 
 
 def test_dataset_read_is_gated_by_business_group(client: TestClient) -> None:
-    data = {"type": "dataset", "id": "ads.revenue",
-            "properties": {"server": "demo", "business_group": "ads", "sensitivity": "confidential"}}  # fmt: skip
+    data = {"type": "dataset", "id": "revenue.ads", "properties": {"server": "demo"}}
     assert client.post("/access/v1/evaluation", json=_evaluation(ALICE, data, "read"), headers=AUTH).json()["decision"]
     denied = client.post("/access/v1/evaluation", json=_evaluation(BOB, data, "read"), headers=AUTH).json()
     assert denied["context"]["reason"] == "business_group_mismatch"
+
+
+def test_dataset_labels_sent_by_the_asking_server_are_ignored_for_the_catalogs(client: TestClient) -> None:
+    # The catalog labels revenue.ads confidential to ads; a server relabelling it public reads nothing more.
+    relabelled = {"type": "dataset", "id": "revenue.ads",
+                  "properties": {"server": "demo", "business_group": "search", "sensitivity": "public"}}  # fmt: skip
+    denied = client.post("/access/v1/evaluation", json=_evaluation(BOB, relabelled, "read"), headers=AUTH).json()
+    assert denied["decision"] is False
+    assert denied["context"]["reason"] == "business_group_mismatch"
+
+
+def test_data_no_catalog_label_matches_is_decided_as_restricted(client: TestClient) -> None:
+    unlabelled = {"type": "dataset", "id": "salaries.all", "properties": {"server": "demo", "sensitivity": "public"}}
+    denied = client.post("/access/v1/evaluation", json=_evaluation(ALICE, unlabelled, "read"), headers=AUTH).json()
+    assert denied["context"]["reason"] == "business_group_mismatch"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"type": "server", "id": "sql"},
+        {"type": "tool", "id": "run_query", "properties": {"server": "sql"}},
+        {"type": "dataset", "id": "lake.finance.ledger", "properties": {"server": "sql"}},
+        {"type": "registry_entry", "id": "com.portcullis/demo"},
+    ],
+    ids=["another-server", "another-servers-tool", "another-servers-dataset", "a-registry-entry"],
+)
+def test_a_servers_credential_may_ask_only_about_its_own_server(client: TestClient, resource: dict[str, Any]) -> None:
+    response = client.post("/access/v1/evaluation", json=_evaluation(ALICE, resource, "read"), headers=AUTH)
+    assert response.status_code == 403
+    assert "may not ask" in response.json()["error"]
+
+
+def test_one_foreign_question_refuses_the_whole_batch(client: TestClient) -> None:
+    batch = {
+        "subject": ALICE,
+        "action": {"name": "call"},
+        "evaluations": [
+            {"resource": REVENUE},
+            {"resource": {"type": "tool", "id": "x", "properties": {"server": "sql"}}},
+        ],
+    }
+    assert client.post("/access/v1/evaluations", json=batch, headers=AUTH).status_code == 403
+
+
+def test_the_registrys_credential_asks_about_entries_and_the_listing_only(tmp_path: Path) -> None:
+    registry_secret = "registry-credential-for-tests"
+    settings = Settings(
+        policy_dir=POLICIES,
+        catalog_file=CATALOG,
+        decision_log=tmp_path / "decisions.jsonl",
+        key_dir=tmp_path / "keys",
+        service_credentials={"demo": SECRET, "registry": registry_secret},
+    )
+    runtime = Runtime(settings)
+    try:
+        registry = TestClient(create_app(runtime))
+        auth = {"authorization": f"Bearer {registry_secret}"}
+        entry = {"type": "registry_entry", "id": "com.portcullis/demo", "properties": {"namespace": "com.portcullis"}}
+        allowed = [
+            _evaluation(ALICE, entry, "registry.publish"),
+            _evaluation(ALICE, {"type": "server", "id": "demo"}, "connect"),
+            _evaluation(ALICE, REVENUE, "call"),
+        ]
+        for body in allowed:
+            assert registry.post("/access/v1/evaluation", json=body, headers=auth).status_code == 200, body
+        refused = [
+            _evaluation(ALICE, {"type": "dataset", "id": "revenue.ads", "properties": {"server": "demo"}}, "read"),
+            _evaluation(ALICE, REVENUE, "call_unconfirmed"),
+            _evaluation(ALICE, entry, "read"),
+        ]
+        for body in refused:
+            assert registry.post("/access/v1/evaluation", json=body, headers=auth).status_code == 403, body
+    finally:
+        runtime.close()
+
+
+def test_two_callers_sharing_one_secret_are_refused_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="share a secret"):
+        Settings(key_dir=tmp_path / "keys", service_credentials={"demo": SECRET, "sql": SECRET})
 
 
 @pytest.mark.parametrize(

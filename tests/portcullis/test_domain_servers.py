@@ -38,6 +38,7 @@ def test_the_policy_catalog_agrees_with_each_server_json(server: DomainServer) -
         return {tool["name"]: (tool.get("sensitivity"), tool.get("business_groups")) for tool in tools}
 
     assert labels(entry["tools"]) == labels(governance["tools"])
+    assert entry.get("datasets", []) == governance.get("datasets", [])  # the labels the decision reads
 
 
 def test_an_unknown_domain_server_is_named_in_the_error() -> None:
