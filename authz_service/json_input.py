@@ -27,7 +27,7 @@ def _no_constant(name: str) -> Any:
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise InvalidJson("number out of range")
+        raise InvalidJson("a JSON number out of range")
     return value
 
 

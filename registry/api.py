@@ -19,7 +19,6 @@ Extensions (under `/v0.1/x/portcullis`):
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
+from authz_service.json_input import InvalidJson, parse_json
 from gateway.config import canonical_uri
 from registry import service
 from registry.authz import AuthzClient
@@ -47,6 +47,8 @@ __all__ = ["Registry", "build_router", "error_response"]
 
 EXTENSION = "/x/portcullis"
 _PRM_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728, path-inserted form
+# A server.json nests about eight levels; deeper input only feeds the recursive schema validator.
+_MAX_JSON_DEPTH = 64
 
 
 def error_response(exc: RegistryError) -> JSONResponse:
@@ -97,9 +99,9 @@ class Registry:
         except BodyTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
         try:
-            return json.loads(body)
-        except ValueError:
-            raise InvalidRequest("request body is not valid JSON") from None
+            return parse_json(body, max_depth=_MAX_JSON_DEPTH)
+        except InvalidJson as exc:
+            raise InvalidRequest(f"request body: {exc}") from None
 
 
 def _flag(request: Request, name: str) -> bool:

@@ -5,7 +5,6 @@ URL of their Client ID Metadata Document. The client id is the "client app" iden
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import socket
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from authz_service.identity.directory import Directory, DirectoryClient, verify_
 from authz_service.identity.errors import IdentityError
 from authz_service.identity.redirects import URLRejected, parse_url, redirect_matches, redirect_uri_problem
 from authz_service.identity.store import IdentityStore
+from authz_service.json_input import InvalidJson, parse_json
 
 __all__ = [
     "DYNAMIC_CLIENT_PREFIX",
@@ -153,8 +153,8 @@ class ClientRegistry:
         except httpx.HTTPError as exc:
             raise IdentityError(f"client metadata document unreachable: {type(exc).__name__}") from None
         try:
-            metadata = json.loads(body)
-        except ValueError:
+            metadata = parse_json(body, max_depth=16)
+        except InvalidJson:
             raise IdentityError("client metadata document is not JSON") from None
         if not isinstance(metadata, dict) or metadata.get("client_id") != url:
             raise IdentityError("client metadata document must name its own URL as client_id")

@@ -10,7 +10,6 @@ valid never redirects (an open redirect); it gets an error page.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from authz_service.identity.federation import PendingLogin
 from authz_service.identity.provider import IdentityProvider
 from authz_service.identity.server import OAuthResponse, form_request, json_request
 from authz_service.identity.subject import Subject
+from authz_service.json_input import InvalidJson, parse_json
 
 __all__ = ["build_identity_router"]
 
@@ -308,8 +308,9 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
         except BodyTooLarge as exc:
             return JSONResponse({"error": "invalid_client_metadata", "error_description": str(exc)}, 413)
         try:
-            data = json.loads(body)
-        except ValueError:
+            # Client metadata nests a few levels; a depth cap keeps hostile input away from recursive code.
+            data = parse_json(body, max_depth=16)
+        except InvalidJson:
             data = None
         if not isinstance(data, dict):
             return JSONResponse(
