@@ -157,6 +157,18 @@ def test_oversized_body_is_refused_before_authorization(platform: LocalPlatform)
     assert response.status_code == 413
 
 
+def test_deeply_nested_body_is_a_400_json_rpc_error_not_an_outage(platform: LocalPlatform) -> None:
+    body = b"[" * 30_000 + b"]" * 30_000  # 60 KB, under the body limit
+    response = httpx.post(
+        platform.mcp_url(),
+        headers={"authorization": f"Bearer {platform.token()}", "accept": ACCEPT, "content-type": "application/json"},
+        content=body,
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["data"]["reason"] == "invalid_json"
+
+
 def test_unknown_path_is_404_json(platform: LocalPlatform) -> None:
     response = httpx.post(f"{platform.gateway_url}/servers/nowhere/mcp", json={}, timeout=5)
     assert response.status_code == 404
