@@ -6,11 +6,20 @@ tells the caller the result was cut), and a query running past `timeout_seconds`
 not merely abandoned. Engines are blocking; the server calls them from a worker thread.
 
 The local engine opens its database read-only with external access (files, URLs, extensions) switched off,
-so even a statement the parser let through could not write or read anything but the sample tables.
+so even a statement the parser let through could not write or read anything but the sample tables. It runs each
+query in one of a few worker processes (`duckdb_worker.py`) with DuckDB's `memory_limit` and `threads` set and
+locked, and the process's address space capped by the kernel: a value no limit of DuckDB bounds fails cleanly,
+and a query that ignores the interrupt is ended by killing its process.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +36,13 @@ __all__ = ["DuckDBEngine", "Engine", "ResultSet", "TrinoEngine"]
 
 TableSchemas = dict[str, dict[str, dict[str, dict[str, str]]]]
 _METADATA_TTL_SECONDS = 60.0
+_KILL_GRACE_SECONDS = 1.0  # after its own interrupt, how long a worker may take to answer before it is killed
+_START_SECONDS = 30.0  # how long a new worker may take to open the database
+# The worker's address space beyond DuckDB's memory_limit: the interpreter, DuckDB's code and thread stacks, the
+# rows of a result. Measured: an idle worker maps ~600 MB; below 1 GB of headroom DuckDB fails to start threads.
+_ADDRESS_SPACE_HEADROOM = 1536 * 1000**2
+_WORKER = Path(__file__).with_name("duckdb_worker.py")
+_SIZE = re.compile(r"^([1-9][0-9]*)(MB|GB)$")
 
 
 @dataclass(frozen=True)
@@ -80,22 +96,51 @@ def _nest(rows: Sequence[Sequence[Any]]) -> TableSchemas:
 
 
 class DuckDBEngine:
-    """The local engine: a DuckDB file opened read-only (the sample data set, `servers/sql/sample_data.py`)."""
+    """The local engine: a DuckDB file opened read-only (the sample data set, `servers/sql/sample_data.py`).
+
+    Queries run in up to `processes` worker processes, started on demand and reused; each has DuckDB's
+    `memory_limit` ("1GB", "512MB") and `threads`, locked so no query changes them, and an address-space limit of
+    `memory_limit` plus a fixed headroom. The server's own metadata query runs in-process.
+    """
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, *, default_schema: str = "public"):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        default_schema: str = "public",
+        memory_limit: str = "1GB",
+        threads: int = 2,
+        processes: int = 4,
+    ):
         if not path.is_file():
             raise EngineUnavailable(
                 f"the local SQL database {path} does not exist; run `python -m servers.sql.local setup`"
             )
-        self._connection = duckdb.connect(
-            str(path), read_only=True, config={"enable_external_access": False, "autoinstall_known_extensions": False}
-        )
+        size = _SIZE.match(memory_limit)
+        if size is None or threads < 1 or processes < 1:
+            raise ValueError('memory_limit is a number of MB or GB ("512MB", "1GB"); threads and processes >= 1')
+        self._config: dict[str, Any] = {
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": "",  # no spilling: a query's footprint stays in memory_limit, never on the disk
+        }
+        self._address_space = int(size[1]) * 1000 ** (2 if size[2] == "MB" else 3) + _ADDRESS_SPACE_HEADROOM
+        self._path = path
+        self._connection = duckdb.connect(str(path), read_only=True, config=self._config)
         self._connection.execute("SET lock_configuration = true")
         self.default_catalog = path.stem
         self.default_schema = default_schema
         self._metadata = _MetadataCache(self._read_metadata)
+        self._processes = processes
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._started = 0
+        self._workers_lock = threading.Lock()
+        self._closed = False
 
     def table_schemas(self) -> TableSchemas:
         return self._metadata.get()
@@ -109,25 +154,104 @@ class DuckDBEngine:
         return _nest(rows.fetchall())
 
     def run(self, sql: str, *, max_rows: int, timeout_seconds: float, user: str) -> ResultSet:
-        cursor = self._connection.cursor()  # its own connection to the same database: cancellable on its own
-        timer = threading.Timer(timeout_seconds, cursor.interrupt)
+        worker = self._take()
         started = time.perf_counter()
-        timer.start()
         try:
-            result = cursor.execute(sql)
-            columns = tuple(description[0] for description in result.description or ())
-            rows = result.fetchmany(max_rows + 1)
-        except duckdb.InterruptException:
-            raise QueryTimedOut(f"the query ran longer than {timeout_seconds:g} s and was cancelled") from None
-        except duckdb.Error as exc:
-            raise QueryFailed(f"the engine refused the query: {_first_line(str(exc))}") from None
-        finally:
-            timer.cancel()
-            cursor.close()
-        return ResultSet(columns, rows[:max_rows], len(rows) > max_rows, (time.perf_counter() - started) * 1000)
+            answer = worker.ask((sql, max_rows, timeout_seconds), timeout_seconds + _KILL_GRACE_SECONDS)
+        except BaseException:
+            self._discard(worker)
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        if answer is None:  # no answer in time: the worker is stuck in a call that ignores the interrupt
+            self._discard(worker)
+            raise QueryTimedOut(f"the query ran longer than {timeout_seconds:g} s and was cancelled")
+        self._idle.put(worker)
+        if answer[0] == "ok":
+            return ResultSet(answer[1], answer[2], answer[3], elapsed)
+        if answer[0] == "timeout":
+            raise QueryTimedOut(f"the query ran longer than {timeout_seconds:g} s and was cancelled")
+        raise QueryFailed(f"the engine refused the query: {answer[1]}")
+
+    def _take(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._workers_lock:
+            if self._closed:
+                raise EngineUnavailable("the local SQL engine is closed")
+            start = self._started < self._processes
+            if start:
+                self._started += 1
+        if not start:  # the server's slots keep this short: as many slots as processes
+            return self._idle.get()
+        try:
+            return _Worker(self._path, self._address_space, self._config)
+        except BaseException:
+            with self._workers_lock:
+                self._started -= 1
+            raise
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._workers_lock:
+            self._started -= 1
 
     def close(self) -> None:
+        with self._workers_lock:
+            self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().kill()
+            except queue.Empty:
+                break
         self._connection.close()
+
+
+class _Worker:
+    """One `duckdb_worker.py` process and its two pipes."""
+
+    def __init__(self, path: Path, address_space: int, config: Mapping[str, Any]):
+        from multiprocessing.connection import Connection
+
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", str(_WORKER), str(path), str(address_space), json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        # The connections own duplicates of the pipes, so each descriptor is closed exactly once.
+        self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._answers = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
+        ready = self.ask(None, _START_SECONDS)
+        if ready is None or ready[0] != "ready":
+            self.kill()
+            reason = ready[1] if ready is not None and len(ready) > 1 else "it did not start"
+            raise EngineUnavailable(f"the local SQL engine cannot open {path}: {reason}")
+
+    def ask(self, request: tuple[Any, ...] | None, timeout: float) -> tuple[Any, ...] | None:
+        """Send `request` (None: only wait) and wait up to `timeout` seconds for the answer (None: no answer).
+
+        Raises:
+            QueryFailed: the process died (the kernel's memory limit, a crash).
+        """
+        try:
+            if request is not None:
+                self._requests.send(request)
+            if not self._answers.poll(timeout):
+                return None
+            answer: tuple[Any, ...] = self._answers.recv()
+            return answer
+        except (EOFError, OSError):
+            raise QueryFailed("the engine stopped while running the query (it may have run out of memory)") from None
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._requests.close()
+        self._answers.close()
 
 
 class TrinoEngine:
@@ -135,7 +259,8 @@ class TrinoEngine:
 
     The server authenticates as itself (`auth`) and asks Trino to run each query as the calling user, so
     Trino's own access control and audit see the person, not the server. Trino's `query_max_run_time` session
-    property cancels a query in the coordinator at the time limit.
+    property cancels a query in the coordinator at the time limit, and `query_max_memory` (when `memory_limit`
+    is given; Trino takes the lower of it and the cluster's limit) kills a query past that much memory.
     """
 
     dialect = "trino"
@@ -151,6 +276,7 @@ class TrinoEngine:
         http_scheme: str = "https",
         auth: Any = None,
         connect: Callable[..., Any] | None = None,
+        memory_limit: str | None = None,
     ):
         if connect is None:
             import trino.dbapi
@@ -159,6 +285,7 @@ class TrinoEngine:
         self._connect: Callable[..., Any] = connect
         self._options: dict[str, Any] = {"host": host, "port": port, "http_scheme": http_scheme, "auth": auth}
         self._catalogs = tuple(catalogs)
+        self._limits = {"query_max_memory": memory_limit} if memory_limit else {}
         self.default_catalog = default_catalog
         self.default_schema = default_schema
         self._metadata = _MetadataCache(self._read_metadata)
@@ -196,7 +323,7 @@ class TrinoEngine:
             user=user,
             catalog=self.default_catalog,
             schema=self.default_schema,
-            session_properties={"query_max_run_time": f"{max(1, int(timeout_seconds))}s"},
+            session_properties={"query_max_run_time": f"{max(1, int(timeout_seconds))}s", **self._limits},
             request_timeout=timeout_seconds + 5,
         )
         try:

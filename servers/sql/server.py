@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from server_kit import AccessDenied, Caller, Kit, KitSettings, guarded
 from server_kit.data import READ_ACTION
 from servers.sql.engines import DuckDBEngine, Engine, ResultSet, TrinoEngine, schema_rows
-from servers.sql.errors import SqlRejected
+from servers.sql.errors import SqlBusy, SqlRejected
 from servers.sql.labels import Labels
 from servers.sql.statements import (
     Describe,
@@ -36,12 +37,29 @@ from servers.sql.statements import (
     ShowTables,
     Statement,
     analyze,
+    exists,
+    not_readable,
+    prepare,
 )
 from servers.sql.statements import parse_table_name as _parse_table_name
 
-__all__ = ["DEFAULT_PORT", "SqlService", "SqlSettings", "configure", "kit", "load_settings", "render_table"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_QUERIES",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_PORT",
+    "DEFAULT_THREADS",
+    "SqlService",
+    "SqlSettings",
+    "configure",
+    "kit",
+    "load_settings",
+    "render_table",
+]
 
 DEFAULT_PORT = 8301
+DEFAULT_MAX_CONCURRENT_QUERIES = 4  # per server process; one more is told "busy", never queued
+DEFAULT_MEMORY_LIMIT = "1GB"  # per engine process (DuckDB) or per query (Trino `query_max_memory`)
+DEFAULT_THREADS = 2  # DuckDB threads per engine process
 DEFAULT_ROWS = 100
 MAX_CELL = 200
 REVENUE_TABLE = "lake.ads.revenue_daily"
@@ -68,6 +86,10 @@ class SqlSettings(BaseSettings):
     default_schema: str = "public"
     max_rows: int = Field(default=1000, ge=1, le=100_000)
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_concurrent_queries: int = Field(default=DEFAULT_MAX_CONCURRENT_QUERIES, ge=1, le=256)
+    # MB or GB: both engines read it (DuckDB's memory_limit, Trino's query_max_memory session property).
+    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=r"^[1-9][0-9]{0,5}(MB|GB)$")
+    threads: int = Field(default=DEFAULT_THREADS, ge=1, le=256)
     trino_host: str = ""
     trino_port: int = 443
     trino_http_scheme: Literal["http", "https"] = "https"
@@ -79,12 +101,21 @@ class SqlSettings(BaseSettings):
 
 @dataclass
 class SqlService:
-    """The engine, the table labels and the limits the tools share."""
+    """The engine, the table labels and the limits the tools share.
+
+    At most `max_concurrent_queries` statements are analysed or run at once; one more is refused at once with
+    `SqlBusy` rather than queued, so a burst of expensive statements cannot build a backlog everyone waits behind.
+    """
 
     engine: Engine
     labels: Labels
     max_rows: int
     timeout_seconds: float
+    max_concurrent_queries: int = DEFAULT_MAX_CONCURRENT_QUERIES
+
+    def __post_init__(self) -> None:
+        # A threading semaphore, taken without blocking: the service is shared by every event loop and thread.
+        self._slots = threading.BoundedSemaphore(self.max_concurrent_queries)
 
     @classmethod
     def from_settings(cls, settings: SqlSettings) -> SqlService:
@@ -112,25 +143,58 @@ class SqlService:
                 default_catalog=settings.trino_catalog or settings.trino_catalogs[0],
                 default_schema=settings.default_schema,
                 auth=trino.auth.BasicAuthentication(settings.trino_user, password) if password else None,
+                memory_limit=settings.memory_limit,
             )
         else:
-            engine = DuckDBEngine(settings.database, default_schema=settings.default_schema)
-        return cls(engine, labels, settings.max_rows, settings.timeout_seconds)
+            engine = DuckDBEngine(
+                settings.database,
+                default_schema=settings.default_schema,
+                memory_limit=settings.memory_limit,
+                threads=settings.threads,
+                processes=settings.max_concurrent_queries,
+            )
+        return cls(engine, labels, settings.max_rows, settings.timeout_seconds, settings.max_concurrent_queries)
 
-    def analyze(self, sql: str) -> Statement:
-        return analyze(
-            sql,
-            self.engine.table_schemas(),
-            default_catalog=self.engine.default_catalog,
-            default_schema=self.engine.default_schema,
-        )
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the concurrent-query slots for a statement's analysis and run.
+
+        Raises:
+            SqlBusy: every slot is taken.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise SqlBusy(
+                f"the SQL server is busy ({self.max_concurrent_queries} queries running), try again in a moment"
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def analyze(self, sql: str) -> Statement:
+        """`statements.analyze` on a worker thread (the caps in `limits.py` keep it short).
+
+        Raises:
+            SqlRejected: the statement is refused.
+        """
+        catalog, schema = self.engine.default_catalog, self.engine.default_schema
+        return await anyio.to_thread.run_sync(lambda: analyze(sql, default_catalog=catalog, default_schema=schema))
+
+    async def prepare(self, query: Query) -> str:
+        """`statements.prepare` on a worker thread, once the caller may read every table of `query`.
+
+        Raises:
+            SqlRejected: a table does not exist, a column does not resolve, a cap.
+        """
+
+        def blocking() -> str:
+            return prepare(query, self.engine.table_schemas(), dialect=self.engine.dialect)
+
+        return await anyio.to_thread.run_sync(blocking)
 
     def table_name(self, name: str) -> str:
         return _parse_table_name(
-            name,
-            self.engine.table_schemas(),
-            default_catalog=self.engine.default_catalog,
-            default_schema=self.engine.default_schema,
+            name, default_catalog=self.engine.default_catalog, default_schema=self.engine.default_schema
         )
 
     async def run(self, sql: str, *, max_rows: int, user: str) -> ResultSet:
@@ -164,16 +228,31 @@ async def _service_now() -> SqlService:
 
 
 async def _require_tables(caller: Caller, service: SqlService, tables: Sequence[str]) -> None:
-    """Every table readable by this caller (one batch of decisions), else AccessDenied naming the first refused."""
+    """Every table readable by this caller (one batch of decisions) and existing, else an error naming the first
+    refused.
+
+    The policy decides every name a statement reads, whether or not such a table exists (labels match names), and
+    only then is existence checked: a forbidden table is refused the same way whether it exists or not, and
+    "does not exist" is said only of a name the caller could read if it did.
+
+    Raises:
+        AccessDenied: the policy refuses a table (the reason and decision id of the first refused).
+        SqlRejected: a table the caller may read does not exist.
+    """
     datasets = [service.labels.dataset(table) for table in tables]
     verdicts = await caller.readable(datasets)
     for dataset, allowed in zip(datasets, verdicts, strict=True):
         if not allowed:
+            message = not_readable(dataset.name)
             try:
                 await caller.require(READ_ACTION, dataset)
             except AccessDenied as exc:
-                raise AccessDenied(f"{dataset.name}: {exc}", reason=exc.reason, decision_id=exc.decision_id) from None
-            raise AccessDenied(f"{dataset.name}: access denied", reason="deny")
+                raise AccessDenied(f"{message}: {exc}", reason=exc.reason, decision_id=exc.decision_id) from None
+            raise AccessDenied(message, reason="deny")
+    schemas = await anyio.to_thread.run_sync(service.engine.table_schemas)
+    for table in tables:
+        if not exists(table, schemas):
+            raise SqlRejected(not_readable(table))
 
 
 async def _readable_tables(caller: Caller, service: SqlService) -> list[tuple[str, str, str]]:
@@ -247,7 +326,12 @@ async def run_query(
     """Run one read-only statement (Trino SQL: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and return the rows as a
     table. At most `max_rows` rows are returned (capped by the server); long queries are cancelled."""
     service = await _service_now()
-    statement = service.analyze(sql)
+    async with service.slot():
+        return await _run_statement(caller, service, sql, max_rows)
+
+
+async def _run_statement(caller: Caller, service: SqlService, sql: str, max_rows: int) -> str:
+    statement = await service.analyze(sql)
     if isinstance(statement, ShowCatalogs):
         tables = await _readable_tables(caller, service)
         return render_rows(("catalog",), sorted({(c,) for c, _, _ in tables}))
@@ -264,9 +348,10 @@ async def run_query(
     if isinstance(statement, Explain):
         return await _explain(caller, service, statement)
     assert isinstance(statement, Query)
-    await _require_tables(caller, service, statement.tables)
+    await _require_tables(caller, service, statement.tables)  # access first, then columns: nothing leaks
+    runnable = await service.prepare(statement)
     limit = min(max_rows, service.max_rows)
-    result = await service.run(statement.sql(service.engine.dialect), max_rows=limit, user=caller.user)
+    result = await service.run(runnable, max_rows=limit, user=caller.user)
     return render_table(result, limit=limit, tables=statement.tables)
 
 
@@ -275,18 +360,20 @@ async def run_query(
 async def explain_query(caller: Caller, sql: str) -> str:
     """The engine's plan for a read-only query (without running it), after the same checks as `run_query`."""
     service = await _service_now()
-    statement = service.analyze(sql)
-    if isinstance(statement, Query):
-        statement = Explain(statement, analyze=False)
-    if not isinstance(statement, Explain):
-        raise SqlRejected("explain_query takes a query (SELECT or WITH)")
-    return await _explain(caller, service, statement)
+    async with service.slot():
+        statement = await service.analyze(sql)
+        if isinstance(statement, Query):
+            statement = Explain(statement, analyze=False)
+        if not isinstance(statement, Explain):
+            raise SqlRejected("explain_query takes a query (SELECT or WITH)")
+        return await _explain(caller, service, statement)
 
 
 async def _explain(caller: Caller, service: SqlService, statement: Explain) -> str:
     await _require_tables(caller, service, statement.query.tables)
+    runnable = await service.prepare(statement.query)
     prefix = "EXPLAIN ANALYZE " if statement.analyze else "EXPLAIN "
-    result = await service.run(prefix + statement.query.sql(service.engine.dialect), max_rows=1000, user=caller.user)
+    result = await service.run(prefix + runnable, max_rows=1000, user=caller.user)
     return "\n".join(str(cell) for row in result.rows for cell in row[-1:])
 
 
@@ -314,7 +401,8 @@ async def get_revenue_metrics(
         "SELECT day, region, SUM(impressions) AS impressions, SUM(clicks) AS clicks, SUM(revenue_usd) AS revenue_usd "
         f"FROM {REVENUE_TABLE} WHERE {' AND '.join(conditions)} GROUP BY day, region ORDER BY day DESC, region"
     )
-    result = await service.run(sql, max_rows=service.max_rows, user=caller.user)
+    async with service.slot():
+        result = await service.run(sql, max_rows=service.max_rows, user=caller.user)
     return [{column: _plain(value) for column, value in zip(result.columns, row, strict=True)} for row in result.rows]
 
 

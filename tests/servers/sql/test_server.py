@@ -108,7 +108,7 @@ def test_a_long_query_is_cancelled_at_the_time_limit(harness: KitHarness) -> Non
         ("drop table public.regions", "only read-only statements are allowed"),
         ("select * from read_parquet('/etc/passwd')", "table functions are not allowed"),
         ("select frobnicate from regions", "Column 'frobnicate' could not be resolved"),
-        ("select * from ads.nothing", "no table lake.ads.nothing"),
+        ("select * from search.nothing", "table lake.search.nothing does not exist or you may not read it"),
         ("select cast('x' as integer) from regions", "the engine refused the query: Conversion Error"),
     ],
 )
