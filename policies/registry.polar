@@ -1,9 +1,18 @@
 # Governance of the registry itself: who may publish, review, approve, deprecate and retire servers.
 #
 # resource: a registry entry {kind: "registry_entry", name, namespace, owner_team, lifecycle, sensitivity,
-#           business_group, published_by, allowed_clients, review?, review_group?}
+#           business_group, published_by, allowed_clients, delegated_by, review?, review_group?}
+#           delegated_by: the actor chain of a delegated token (RFC 8693 `act`: the servers that exchanged the
+#           person's token, most recent first); empty when the person calls through their own client.
 # actions:  "registry.publish", "registry.submit", "registry.review", "registry.approve", "registry.reject",
 #           "registry.deprecate", "registry.restore", "registry.retire"
+
+# Every action on a registry entry is a write. A server holding a person's exchanged token must not publish,
+# review or retire as that person (a confused deputy): delegated writes are denied unless a rule below names the
+# server (its client id, e.g. "server.deployer") and the action, for every server in the chain. None does.
+delegated_registry_write(_server, _action) if false;
+deny(_actor, action, entry: {kind: "registry_entry"}, "delegated_actor") if
+    server in entry.delegated_by and not delegated_registry_write(server, action);
 
 # The namespaces the company publishes under, and the team (group) that owns each.
 namespace_owner("com.portcullis", "platform");

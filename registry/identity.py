@@ -26,6 +26,31 @@ class Caller:
     name: str = ""
     groups: tuple[str, ...] = ()
     business_groups: tuple[str, ...] = ()
+    # The actor chain of a delegated token (RFC 8693 `act`, token exchange): who acts for the person, the most
+    # recent actor first. Empty when the person (through their own client) is calling.
+    delegated_by: tuple[str, ...] = ()
+
+
+_MAX_ACT_DEPTH = 8
+
+
+def _actor_chain(claims: dict[str, Any]) -> tuple[str, ...]:
+    """The `sub` of each nested `act` claim, outermost first.
+
+    Raises:
+        Unauthenticated: an `act` claim that is not a chain of objects with a string `sub`: a token whose
+            delegation cannot be read is refused, never taken for the person's own.
+    """
+    chain: list[str] = []
+    act = claims.get("act")
+    while act is not None:
+        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
+            raise Unauthenticated("invalid token: malformed act claim")
+        if len(chain) == _MAX_ACT_DEPTH:
+            raise Unauthenticated("invalid token: act claim nested too deeply")
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
 
 
 def _strings(claims: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -79,4 +104,5 @@ class TokenVerifier:
             name=str(claims.get("name", "")),
             groups=_strings(claims, "groups"),
             business_groups=_strings(claims, "business_groups"),
+            delegated_by=_actor_chain(claims),
         )

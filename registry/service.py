@@ -102,6 +102,9 @@ def entry_resource(row: ServerVersion, **extra: Any) -> dict[str, Any]:
 
 
 def _authorize(authz: AuthzClient, caller: Caller, action: str, resource: dict[str, Any]) -> None:
+    # Every registry write is decided here. The actor chain of a delegated token (a server that exchanged the
+    # person's token) goes with the facts, so the policy can refuse a write the person did not make themselves.
+    resource = {**resource, "properties": {**resource["properties"], "delegated_by": list(caller.delegated_by)}}
     verdict = authz.evaluate(caller, f"registry.{action}", resource)
     if not verdict.allowed:
         raise Forbidden(

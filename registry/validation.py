@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from authz_service.catalog import Sensitivity, ToolEntry, check_unique_tools, check_upstream
+from authz_service.urls import absolute_url_problem
 from registry.errors import InvalidRequest, SchemaViolation
 
 __all__ = ["GOVERNANCE_KEY", "Governance", "ValidServer", "validate_server_json"]
@@ -45,9 +46,27 @@ class Governance(BaseModel):
     route: str | None = Field(default=None, description="gateway path segment; defaults to the name's last part")
     upstream: str = Field(description="host:port of the server behind the gateway")
     tools: list[ToolEntry] = Field(default_factory=list)
+    downstream_resources: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="resources (canonical http(s) URIs) the server may exchange its callers' tokens for",
+    )
 
     _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
     _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
+
+    @field_validator("downstream_resources")
+    @classmethod
+    def _downstream(cls, value: list[str]) -> list[str]:
+        # What the identity server lets this server exchange tokens for: only canonical absolute http(s) URIs,
+        # parsed by the same strict parser the identity server uses (no userinfo, fragment or spelling tricks).
+        for uri in value:
+            problem = absolute_url_problem(uri)
+            if problem is not None:
+                raise ValueError(f"downstream resource {uri[:200]!r}: {problem}")
+        if len({uri.rstrip("/") for uri in value}) != len(value):
+            raise ValueError("downstream_resources lists a resource twice")
+        return value
 
     @field_validator("route")
     @classmethod

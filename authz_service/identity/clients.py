@@ -16,9 +16,10 @@ from authlib.oauth2.rfc6749 import ClientMixin
 
 from authz_service.identity.directory import Directory, DirectoryClient, verify_secret
 from authz_service.identity.errors import IdentityError
-from authz_service.identity.redirects import URLRejected, parse_url, redirect_matches, redirect_uri_problem
+from authz_service.identity.redirects import redirect_matches, redirect_uri_problem
 from authz_service.identity.store import IdentityStore
 from authz_service.json_input import InvalidJson, parse_json
+from authz_service.urls import URLRejected, parse_url
 
 __all__ = [
     "DYNAMIC_CLIENT_PREFIX",

@@ -270,11 +270,18 @@ class TokenExchangeGrant(authlib_grants.BaseGrant, authlib_grants.TokenEndpointM
         except InvalidRequestError as error:
             raise InvalidGrantError(f"The subject token is not acceptable ({error.description}).") from None
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        own = {self.server.resources.for_server(entry) for entry in client.acts_for}
-        if not own.intersection(audiences):
+        resources = self.server.resources
+        acting = [entry for entry in client.acts_for if resources.for_server(entry) in audiences]
+        if not acting:
             raise InvalidGrantError("The subject token was not issued to a resource this client acts for.")
         targets = [*_resources(self), *self.request.payload.datalist.get("audience", [])]
-        self.request.resource = self.server.resources.check(targets, required=True)
+        self.request.resource = resources.check(targets, required=True)
+        # A confused deputy otherwise: a server could trade its callers' tokens for any audience (the registry,
+        # say) and act there as them. It may reach only what its reviewed server.json declares.
+        if self.request.resource not in resources.declared_downstream(acting):
+            raise InvalidTargetError(
+                "The resource is not among the downstream_resources this server declares (server.json governance)."
+            )
         granted = set(str(claims.get("scope", "")).split())
         requested = self.request.payload.scope
         scope = requested or " ".join(sorted(granted))

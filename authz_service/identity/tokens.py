@@ -20,9 +20,9 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from authz_service.catalog import Catalog
-from authz_service.identity.redirects import absolute_url_problem
 from authz_service.identity.store import IdentityStore, RefreshGrant
 from authz_service.identity.subject import Subject
+from authz_service.urls import absolute_url_problem
 
 __all__ = ["InvalidTargetError", "Keys", "Resources", "TokenIssuer", "server_resource"]
 
@@ -83,6 +83,20 @@ class Resources:
             self._known = frozenset(servers | self._extra | {self.issuer})
             self._known_for = catalog
         return self._known
+
+    def declared_downstream(self, servers: list[str]) -> frozenset[str]:
+        """The resources these catalog servers declare they may exchange their callers' tokens for (their
+        server.json governance `downstream_resources`, reviewed with the server), normalized. A name the catalog
+        does not hold declares nothing, and an entry the strict URL parser refuses is ignored: fail closed.
+        """
+        catalog = self._catalog()
+        declared: set[str] = set()
+        for name in servers:
+            entry = catalog.servers.get(name)
+            for uri in entry.downstream_resources if entry is not None else ():
+                if absolute_url_problem(uri) is None:
+                    declared.add(uri.rstrip("/"))
+        return frozenset(declared)
 
     def for_server(self, name_or_uri: str) -> str:
         if name_or_uri.startswith(("https://", "http://")):

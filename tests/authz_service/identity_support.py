@@ -94,8 +94,7 @@ def build_server(
         directory_file=directory_file,
         gateway_url=GATEWAY,
         extra_resources=[REGISTRY],
-        catalog_file=ROOT / "config" / "catalog.yaml",
-        **overrides,
+        **{"catalog_file": ROOT / "config" / "catalog.yaml", **overrides},
     )
     catalog = FileCatalogSource(settings.catalog_file).load()
     keys = KeyRing.load_or_create(settings.key_dir, activation_seconds=0)
