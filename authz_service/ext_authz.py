@@ -30,6 +30,7 @@ from google.rpc import code_pb2, status_pb2
 
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
 from authz_service.mcp_request import McpCall, McpRequestError, read_mcp_calls
+from portcullis_contracts.revocations import RevocationsUnavailable
 
 __all__ = [
     "IDENTITY_HEADERS",
@@ -94,9 +95,13 @@ def check(
     """Decide one Envoy check request. Never raises: any failure is a denial.
 
     `revoked` gives the ids (jti) of revoked access tokens that have not expired yet: jwt_authn cannot know them.
+    It raises `RevocationsUnavailable` when its feed is stale: every request is then a 503 (fail closed).
     """
     try:
-        return _check(request, decider, identity or IdentityHeaders(), revoked() if revoked else _NOTHING_REVOKED)
+        revoked_ids = revoked() if revoked else _NOTHING_REVOKED
+        return _check(request, decider, identity or IdentityHeaders(), revoked_ids)
+    except RevocationsUnavailable:  # no trace per request: the follower logs the outage once
+        return _denied(503, "revocations_unavailable", "revoked tokens cannot be checked now", None, None)
     except Exception:
         logger.exception("check failed; denied")
         return _denied(503, "internal_error", "the authorization service failed to decide", None, None)

@@ -16,6 +16,7 @@ from authz_service.keys import KeyRing
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
 from authz_service.settings import Settings
+from portcullis_contracts.revocations import RevocationFollower
 
 __all__ = ["CatalogHolder", "Runtime", "settle_heap"]
 
@@ -112,6 +113,18 @@ class Runtime:
         self.identity: IdentityProvider | None = None
         if settings.identity:
             self.identity = IdentityProvider(settings, catalog=self.catalog.current, keys=self.keys)
+        # The edge follows the revocation feed over HTTP like every kit server, even when this process publishes
+        # it: identity can move to its own service (its feed URL changes, nothing else) and no worker reads the
+        # identity store for it.
+        self.revocations: RevocationFollower | None = None
+        if settings.revocation_feed():
+            self.revocations = RevocationFollower(
+                url=settings.revocation_feed(),
+                poll_seconds=settings.revocation_poll_seconds,
+                max_staleness_seconds=settings.revocation_max_staleness_seconds,
+            )
+        else:
+            logger.warning("no revocation feed: a revoked token is refused at the edge only once it expires")
 
     def _counted(self, success: bool) -> None:
         (self.metrics.reloads if success else self.metrics.reload_failures).inc()
@@ -132,16 +145,29 @@ class Runtime:
             await asyncio.to_thread(self.catalog.reload)
 
     def revoked_tokens(self) -> frozenset[str]:
-        """The ids of revoked access tokens that have not expired (empty without the built-in identity)."""
-        return self.identity.revoked if self.identity is not None else frozenset()
+        """The ids of revoked access tokens not yet past expiry, from the feed (empty when there is none).
+
+        Raises:
+            RevocationsUnavailable: the feed has not answered within its bound (the edge answers 503).
+        """
+        return self.revocations.revoked() if self.revocations is not None else frozenset()
+
+    @property
+    def revocations_ready(self) -> bool:
+        """Whether the edge can check revocations now (always, when there is no feed to follow)."""
+        return self.revocations is None or self.revocations.fresh
 
     async def follow_revocations(self, stop: asyncio.Event | None = None, interval: float = 1.0) -> None:
-        """Refresh the revoked-token list every `interval` seconds until cancelled or `stop` is set."""
-        if self.identity is None:
-            return
-        while stop is None or not stop.is_set():
-            await asyncio.sleep(interval)
-            await asyncio.to_thread(self.identity.refresh_revocations)
+        """Follow the revocation feed and, with the built-in identity, purge expired identity state now and then,
+        until cancelled or `stop` is set.
+        """
+
+        async def purge() -> None:
+            while self.identity is not None and (stop is None or not stop.is_set()):
+                await asyncio.sleep(interval)
+                await asyncio.to_thread(self.identity.purge_now_and_then)
+
+        await asyncio.gather(purge(), *([self.revocations.run(stop)] if self.revocations is not None else []))
 
     async def watch(self, stop: asyncio.Event | None = None) -> None:
         """Reload policies and a file catalog when their files change (runs until cancelled or `stop` is set)."""

@@ -117,9 +117,11 @@ async def _serve_worker(settings: Settings, index: int) -> None:
     async def track_health() -> None:
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         while True:
-            health_servicer.set("", serving if runtime.engine.ready else not_serving)
-            health_servicer.set("envoy.service.auth.v3.Authorization", serving if runtime.engine.ready else not_serving)
-            await asyncio.sleep(1)
+            # Not serving until the revocation feed is loaded (and while it is stale): such checks would be 503s.
+            ready = runtime.engine.ready and runtime.revocations_ready
+            health_servicer.set("", serving if ready else not_serving)
+            health_servicer.set("envoy.service.auth.v3.Authorization", serving if ready else not_serving)
+            await asyncio.sleep(1 if ready else 0.1)
 
     config = uvicorn.Config(create_app(runtime), log_level="warning", access_log=False, lifespan="off")
     http = uvicorn.Server(config)
@@ -144,6 +146,7 @@ def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
 def _worker_main(settings: Settings, index: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s authz[{index}] %(levelname)s %(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll of the revocation feed
     # uvicorn handles SIGTERM while it serves, then restores the previous handler and raises the signal again.
     # With the default handler that kill skipped the clean-up below (queued decision-log lines, the identity
     # store, the gRPC server's grace); this handler turns it into SystemExit, which runs every `finally`.

@@ -34,6 +34,7 @@ import yaml
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from authz_service.catalog import FileCatalogSource
+from authz_service.identity.revocations import FEED_PATH
 from authz_service.keys import SigningKey
 from authz_service.worker import wait_grpc_serving
 from gateway.config import GatewaySpec, build_config, canonical_uri, render_yaml, spec_from_catalog
@@ -41,6 +42,7 @@ from gateway.launcher import start_envoy, validate_config
 from gateway.sync import GatewaySync
 from portcullis.processes import stop_process, wait_http
 from portcullis.up import kit_server_environment
+from portcullis_contracts.revocations import encode_feed, etag_matches
 
 __all__ = [
     "JwksServer",
@@ -142,26 +144,56 @@ class MemoryTokenStorage:
 
 
 class JwksServer:
-    """Serves a JWKS document on 127.0.0.1 from a background thread."""
+    """Serves a JWKS document on 127.0.0.1 from a background thread, and a revocation feed at `revocation_url`
+    (`portcullis_contracts.revocations`) listing what `revoke` was given; `feed_down` makes the feed answer 503.
+    """
 
     def __init__(self, jwks: dict[str, Any]):
         body = json.dumps(jwks).encode()
+        self.revoked: dict[str, float] = {}
+        self.feed_down = False
+        self.feed_polls = 0
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
+                if self.path.split("?")[0] == FEED_PATH:
+                    self._feed()
+                    return
+                self._send(200, body, {"content-type": "application/json"})
+
+            def _feed(self) -> None:
+                owner.feed_polls += 1
+                if owner.feed_down:
+                    self._send(503, b"{}", {"content-type": "application/json"})
+                    return
+                document = encode_feed(dict(owner.revoked))
+                headers = {"etag": document.etag, "cache-control": "no-cache"}
+                if etag_matches(self.headers.get("if-none-match"), document.revision):
+                    self._send(304, b"", headers)
+                    return
+                self._send(200, document.body, {**headers, "content-type": "application/json"})
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        self.revocation_url = f"http://127.0.0.1:{self._server.server_address[1]}{FEED_PATH}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """List a token id in the feed until `expires_at` (unix seconds)."""
+        self.revoked[jti] = expires_at
 
     def close(self) -> None:
         self._server.shutdown()
@@ -319,6 +351,7 @@ class LocalPlatform:
             resource=resource or self.mcp_url("demo"),
             authz_url=self.authz_url,
             authz_credential=DEMO_SECRET,
+            revocation_url=self.revocation_url,
         )
         return {**os.environ, **settings}
 
@@ -339,6 +372,7 @@ class LocalPlatform:
             resource=self.mcp_url(server),
             authz_url=self.authz_url,
             authz_credential=DEMO_SECRET,
+            revocation_url=self.revocation_url,
         )
         return {**os.environ, **settings}
 
@@ -486,6 +520,11 @@ class LocalPlatform:
 
     def mcp_url(self, server: str = "demo") -> str:
         return canonical_uri(self.gateway_url, server)
+
+    @property
+    def revocation_url(self) -> str:
+        """The revocation feed the edge and every kit server of this platform follow (authz_service's own)."""
+        return f"{self.authz_url}{FEED_PATH}"
 
 
 def _csrf(html: str) -> str:

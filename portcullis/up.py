@@ -25,6 +25,7 @@ from typing import IO
 
 import httpx
 
+from authz_service.identity.revocations import FEED_PATH
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
 from authz_service.worker import check_ports_free, wait_grpc_serving
@@ -180,10 +181,18 @@ def _service_credential(state_dir: Path, name: str = "authzen-credential") -> st
 
 
 def kit_server_environment(
-    server: str, *, issuer: str, jwks_url: str, resource: str, authz_url: str, authz_credential: str
+    server: str,
+    *,
+    issuer: str,
+    jwks_url: str,
+    resource: str,
+    authz_url: str,
+    authz_credential: str,
+    revocation_url: str = "",
 ) -> dict[str, str]:
-    """The `KIT_<SERVER>_*` variables of a kit server: whose tokens it accepts (issuer, keys, its audience) and
-    where it asks for decisions, with its AuthZEN service credential.
+    """The `KIT_<SERVER>_*` variables of a kit server: whose tokens it accepts (issuer, keys, its audience, the
+    revocation feed it follows; without `revocation_url` the one the issuer's metadata names) and where it asks
+    for decisions, with its AuthZEN service credential.
     """
     prefix = env_prefix(server)
     values = {
@@ -192,6 +201,7 @@ def kit_server_environment(
         "RESOURCE": resource,
         "AUTHZ_URL": authz_url,
         "AUTHZ_CREDENTIAL": authz_credential,
+        **({"REVOCATION_URL": revocation_url} if revocation_url else {}),
     }
     return {prefix + name: value for name, value in values.items()}
 
@@ -277,6 +287,7 @@ def start(options: UpOptions) -> Platform:
                 resource=canonical_uri(gateway_url, "demo"),
                 authz_url=issuer,
                 authz_credential=authzen_secret,
+                revocation_url=f"{issuer}{FEED_PATH}",
             ),
         }
         demo_command = [sys.executable, "-m", "servers.demo", "--port", str(options.demo_port)]
@@ -297,6 +308,7 @@ def start(options: UpOptions) -> Platform:
                         resource=canonical_uri(gateway_url, server.name),
                         authz_url=issuer,
                         authz_credential=authzen_secret,
+                        revocation_url=f"{issuer}{FEED_PATH}",
                     ),
                     **backend_env,
                 }

@@ -1,9 +1,11 @@
 """Bearer-token authentication inside the server (defense in depth behind the gateway's jwt_authn).
 
 `TokenVerifier` checks a JWT: signature against the issuer's JWKS (keys cached by `kid`), issuer, audience
-(this server's canonical URI), expiry and the required scope. `BearerAuth` is pure ASGI middleware around the
-MCP app: a request without a valid token gets 401 with the RFC 9728 challenge (`resource_metadata`, `scope`,
-and `error="invalid_token"` when a token was presented); a valid one leaves a `Caller` in the ASGI scope.
+(this server's canonical URI), expiry, the required scope, and that its id (`jti`) is not in the issuer's
+revocation feed (`portcullis_contracts.revocations`), on every request, cached or not. `BearerAuth` is pure
+ASGI middleware around the MCP app: a request without a valid token gets 401 with the RFC 9728 challenge
+(`resource_metadata`, `scope`, and `error="invalid_token"` when a token was presented); a valid one leaves a
+`Caller` in the ASGI scope.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import anyio.to_thread
 import jwt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portcullis_contracts.revocations import RevocationsUnavailable
 from server_kit.caller import CALLER_SCOPE_KEY, Caller, CallerServices, caller_from_claims
 from server_kit.errors import IssuerUnavailable, Unauthenticated
 
@@ -25,7 +28,9 @@ __all__ = ["BearerAuth", "TokenVerifier", "challenge", "protected_resource_metad
 
 logger = logging.getLogger("portcullis.kit.auth")
 _ALGORITHMS = ["RS256", "ES256"]
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+# jti: a token without an id could never be found in the revocation feed, so it could not be revoked here.
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+_MAX_JTI_CHARS = 256
 _MAX_KID_CHARS = 128
 _UNKNOWN_KID_SECONDS = 10.0  # an unknown kid refetches the JWKS at most this often
 _MAX_REMEMBERED_KIDS = 1_000
@@ -72,6 +77,7 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         jwks_url: str,
+        revoked: Callable[[], frozenset[str]],
         required_scope: str = "",
         leeway_seconds: int = 30,
         jwks_cache_seconds: int = 300,
@@ -80,6 +86,7 @@ class TokenVerifier:
     ):
         self._issuer = issuer
         self._services = services
+        self._revoked = revoked
         self._audience = audience
         self._required_scope = required_scope
         self._leeway = leeway_seconds
@@ -131,9 +138,10 @@ class TokenVerifier:
         """The caller behind a bearer token; `headers` (lower-case names) give only correlation ids.
 
         Raises:
-            Unauthenticated: bad signature, issuer, audience, expiry, shape (`invalid_token`), or a missing
-                scope (`insufficient_scope`).
-            IssuerUnavailable: the key is not cached and the JWKS cannot be fetched.
+            Unauthenticated: bad signature, issuer, audience, expiry, shape, a revoked token (`invalid_token`),
+                or a missing scope (`insufficient_scope`).
+            IssuerUnavailable: the key is not cached and the JWKS cannot be fetched, or the revocation feed has
+                not answered within its bound (fail closed).
         """
         cached = self._verified.get(token)
         if cached is not None and time.time() < cached[1]:
@@ -144,6 +152,13 @@ class TokenVerifier:
             if len(self._verified) >= _MAX_VERIFIED_TOKENS:
                 self._verified.clear()
             self._verified[token] = (claims, recheck_at)
+        # After the cache, on every request: a token revoked after it was cached is refused from the next call.
+        try:
+            revoked = self._revoked()
+        except RevocationsUnavailable:
+            raise IssuerUnavailable("revoked tokens cannot be checked now (revocation feed unreachable)") from None
+        if claims["jti"] in revoked:
+            raise Unauthenticated("the token was revoked")
         caller = caller_from_claims(claims, token, headers, self._services)
         if self._required_scope and self._required_scope not in caller.scopes:
             raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
@@ -167,6 +182,9 @@ class TokenVerifier:
             raise Unauthenticated("the token has expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token ({type(exc).__name__})") from None
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_CHARS:
+            raise Unauthenticated("invalid token (its jti is not a token id)")
         return claims
 
 

@@ -47,6 +47,7 @@ class DeploySpec:
     namespace: str = "portcullis"
     issuer: str = "https://auth.example.com"
     jwks_url: str = ""
+    revocation_url: str = ""  # empty: the feed the issuer's metadata names
     gateway_url: str = "https://mcp.example.com"
     authz_url: str = "http://authz.portcullis.svc.cluster.local:8181"
     secret_name: str = ""
@@ -134,6 +135,7 @@ def _environment(spec: DeploySpec) -> list[dict[str, Any]]:
         "PORT": str(spec.port),
         "ISSUER": spec.issuer,
         "JWKS_URL": spec.jwks_url,
+        "REVOCATION_URL": spec.revocation_url,
         "GATEWAY_URL": spec.gateway_url,
         "RESOURCE": canonical_uri(spec.gateway_url, spec.server),
         "AUTHZ_URL": spec.authz_url,

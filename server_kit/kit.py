@@ -16,11 +16,12 @@ nor public.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 import httpx
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from portcullis_contracts.revocations import RevocationFollower
 from server_kit.auth import BearerAuth, TokenVerifier, protected_resource_metadata
 from server_kit.authz import Authorizer
 from server_kit.caller import CallerServices
@@ -47,6 +49,8 @@ __all__ = ["Kit"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _CONFIRMATION_SECONDS = 600.0  # how long a person may take to answer a confirmation
+# Start-up waits this long for the first revocation list, so a fresh server does not answer its first calls 503.
+_FIRST_REVOCATIONS_SECONDS = 3.0
 _SERVER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a route segment and a DNS label
 
 
@@ -190,10 +194,18 @@ class Kit:
             allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
         )
         mcp_app = server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security)
+        revocations = RevocationFollower(
+            url=settings.revocation_url,
+            issuer=settings.issuer,
+            poll_seconds=settings.revocation_poll_seconds,
+            max_staleness_seconds=settings.revocation_max_staleness_seconds,
+            timeout_seconds=settings.authz_timeout_seconds,
+        )
         verifier = TokenVerifier(
             issuer=settings.issuer,
             audience=settings.resource,
             jwks_url=settings.jwks_url,
+            revoked=revocations.revoked,
             required_scope=settings.required_scope,
             leeway_seconds=settings.leeway_seconds,
             jwks_cache_seconds=settings.jwks_cache_seconds,
@@ -221,12 +233,17 @@ class Kit:
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            async with server.session_manager.run():
-                try:
+            following = asyncio.create_task(revocations.run())
+            try:
+                await revocations.wait_loaded(_FIRST_REVOCATIONS_SECONDS)  # else serve: tokens get 503 until loaded
+                async with server.session_manager.run():
                     yield
-                finally:
-                    await authorizer.aclose()
-                    await exchanger.aclose()
+            finally:
+                following.cancel()
+                with suppress(asyncio.CancelledError):
+                    await following
+                await authorizer.aclose()
+                await exchanger.aclose()
 
         routes = [
             Route("/healthz", healthz, methods=["GET"]),

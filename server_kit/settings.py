@@ -96,6 +96,11 @@ class KitSettings(BaseSettings):
     required_scope: str = SERVER_SCOPE  # empty: any scope
     jwks_cache_seconds: int = Field(default=DEFAULT_JWKS_CACHE_SECONDS, ge=0)
     leeway_seconds: int = Field(default=DEFAULT_LEEWAY_SECONDS, ge=0, le=300)
+    # The issuer's revocation feed (portcullis_contracts.revocations); empty: the URL its metadata names
+    # (<issuer>/.well-known/oauth-authorization-server). Not answered for longer than the bound: tokens get 503.
+    revocation_url: str = ""
+    revocation_poll_seconds: float = Field(default=0.5, gt=0, le=10)
+    revocation_max_staleness_seconds: float = Field(default=10.0, gt=0, le=300)
     # Decisions: the AuthZEN API of authz_service and this server's service credential for it.
     authz_url: str = DEFAULT_ISSUER
     authz_credential: SecretStr = SecretStr("")
@@ -166,6 +171,10 @@ class KitSettings(BaseSettings):
         for name in ("issuer", "jwks_url", "resource", "authz_url", "resource_metadata_url", "token_url"):
             if not _absolute(getattr(self, name)):
                 raise ConfigurationError(f"{self._env(name)} must be an absolute http(s) URL without a fragment")
+        if self.revocation_url and not _absolute(self.revocation_url):
+            raise ConfigurationError(
+                f"{self._env('revocation_url')} must be an absolute http(s) URL without a fragment"
+            )
         if not self.authz_credential.get_secret_value():
             raise ConfigurationError(
                 f"{self._env('authz_credential')} is required: this server's service credential for the AuthZEN API"
@@ -177,8 +186,8 @@ class KitSettings(BaseSettings):
                     raise ConfigurationError(f"placeholder {self._env(name)} in production")
             insecure = [
                 self._env(n)
-                for n in ("issuer", "jwks_url", "authz_url", "token_url")
-                if not _https_or_loopback(getattr(self, n))
+                for n in ("issuer", "jwks_url", "authz_url", "token_url", "revocation_url")
+                if getattr(self, n) and not _https_or_loopback(getattr(self, n))
             ]
             if insecure:
                 raise ConfigurationError(f"{', '.join(insecure)} must be https in production (http only on loopback)")

@@ -113,6 +113,7 @@ class KitHarness:
             values: dict[str, Any] = {
                 "issuer": _ISSUER,
                 "jwks_url": jwks.url,
+                "revocation_url": jwks.revocation_url,
                 "gateway_url": _GATEWAY,
                 "authz_url": _ISSUER,
                 "authz_credential": SecretStr(_CREDENTIAL),

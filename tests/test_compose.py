@@ -95,6 +95,8 @@ def test_mcp_servers_verify_the_tokens_the_gateway_accepts_and_ask_authz_with_a_
         assert provider["audiences"] == [environment[f"{prefix}RESOURCE"]], name
         assert environment[f"{prefix}ISSUER"] == provider["issuer"] == authz["AUTHZ_ISSUER"]
         assert environment[f"{prefix}JWKS_URL"] == "http://authz:8181/.well-known/jwks.json"
+        # The issuer's own URL is not reachable from the server's container: the feed is named over the network.
+        assert environment[f"{prefix}REVOCATION_URL"] == "http://authz:8181/revocations"
         assert environment[f"{prefix}AUTHZ_URL"] == "http://authz:8181"
         assert environment[f"{prefix}AUTHZ_CREDENTIAL"].startswith(f"${{PORTCULLIS_{name.upper()}_CREDENTIAL:?")
 

@@ -15,6 +15,7 @@ from authz_service.catalog import Catalog
 from authz_service.identity.clients import ClientRegistry
 from authz_service.identity.directory import Directory, DirectoryError, load_directory
 from authz_service.identity.federation import UpstreamProvider
+from authz_service.identity.revocations import RevocationFeed
 from authz_service.identity.server import AuthorizationServer
 from authz_service.identity.store import IdentityStore
 from authz_service.identity.subject import Subject
@@ -123,21 +124,19 @@ class IdentityProvider:
                 business_groups_claim=settings.upstream_business_groups_claim,
             )
         self.session_secret = load_or_create_session_secret(settings.key_dir)
-        self.revoked: frozenset[str] = frozenset()
+        # Published at GET /revocations; the edge and every kit server follow it, none reads this store.
+        self.revocations = RevocationFeed(self.store, now=now)
         self._purged = time.monotonic()  # the first purge waits an interval: workers start together
-        self.refresh_revocations()
 
-    def refresh_revocations(self) -> None:
-        """Re-read the ids of revoked, unexpired access tokens (the edge refuses them; jwt_authn cannot know);
-        now and then, delete what has expired from the store.
-        """
+    def purge_now_and_then(self) -> None:
+        """Delete what has expired from the store, at most once per interval (call it often)."""
+        if time.monotonic() - self._purged <= _PURGE_INTERVAL_SECONDS:
+            return
+        self._purged = time.monotonic()
         try:
-            self.revoked = self.store.revoked_access_tokens()
-            if time.monotonic() - self._purged > _PURGE_INTERVAL_SECONDS:
-                self._purged = time.monotonic()
-                self.store.purge_expired()
-        except Exception:  # a database hiccup keeps the previous list; the next refresh tries again
-            logger.exception("could not read revoked access tokens; keeping the previous list")
+            self.store.purge_expired()
+        except Exception:  # a database hiccup: the next interval tries again
+            logger.warning("could not purge expired identity state; trying again later")
 
     def login_throttled(self, username: str, address: str) -> bool:
         """Whether sign-ins for this user name or from this address are paused after too many failures."""

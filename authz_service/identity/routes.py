@@ -31,9 +31,11 @@ from authz_service.identity.clients import Client
 from authz_service.identity.errors import FederationError
 from authz_service.identity.federation import PendingLogin
 from authz_service.identity.provider import IdentityProvider
+from authz_service.identity.revocations import FEED_PATH
 from authz_service.identity.server import OAuthResponse, form_request, json_request
 from authz_service.identity.subject import Subject
 from authz_service.json_input import InvalidJson, parse_json
+from portcullis_contracts.revocations import etag_matches
 
 __all__ = ["build_identity_router"]
 
@@ -295,7 +297,29 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
 
     @router.post("/revoke")
     async def revoke(request: Request) -> Response:
-        return await form_endpoint(request, "/revoke", partial(server.create_endpoint_response, "revocation"))
+        response = await form_endpoint(request, "/revoke", partial(server.create_endpoint_response, "revocation"))
+        identity.revocations.invalidate()  # this process's next poll re-reads the store
+        return response
+
+    @router.get(FEED_PATH)
+    async def revocations(request: Request) -> Response:
+        # Public, like a CRL: a jti is a random id, useless without its token. Each process reads the store at
+        # most every 0.25 s and serves the same bytes in between, so polls cannot turn into database load.
+        document = identity.revocations.current()
+        if document is None:
+            try:
+                document = await run_in_threadpool(identity.revocations.document)
+            except Exception:  # never serve an old list as current: followers keep theirs, then fail closed
+                logger.warning("revocation feed: the identity store cannot be read")
+                return JSONResponse(
+                    {"error": "temporarily_unavailable", "error_description": "revocations cannot be read"},
+                    status_code=503,
+                    headers={"Cache-Control": "no-store", "Retry-After": "1"},
+                )
+        headers = {"ETag": document.etag, "Cache-Control": "no-cache"}
+        if etag_matches(request.headers.get("if-none-match"), document.revision):
+            return Response(status_code=304, headers=headers)
+        return Response(document.body, media_type="application/json", headers=headers)
 
     @router.post("/introspect")
     async def introspect(request: Request) -> Response:

@@ -33,9 +33,11 @@ from authz_service.identity.grants import (
     TokenExchangeGrant,
 )
 from authz_service.identity.redirects import redirect_uri_problem
+from authz_service.identity.revocations import FEED_PATH
 from authz_service.identity.store import IdentityStore
 from authz_service.identity.subject import Subject
 from authz_service.identity.tokens import Resources, TokenIssuer
+from portcullis_contracts.revocations import FEED_METADATA_KEY
 
 __all__ = ["SCOPES", "AuthorizationServer", "OAuthResponse", "form_request", "json_request"]
 
@@ -310,6 +312,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
             "token_endpoint": f"{base}/token",
             "registration_endpoint": f"{base}/register",
             "revocation_endpoint": f"{base}/revoke",
+            FEED_METADATA_KEY: f"{base}{FEED_PATH}",
             "introspection_endpoint": f"{base}/introspect",
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/.well-known/jwks.json",

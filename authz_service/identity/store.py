@@ -326,10 +326,19 @@ class IdentityStore:
             return session.get(RevokedAccessToken, jti) is not None
 
     def revoked_access_tokens(self) -> frozenset[str]:
-        """The jti of every revoked access token that has not expired yet (small: tokens live minutes)."""
+        """The jti of every revoked access token that has not expired yet."""
+        return frozenset(self.revocations(not_expired_before=self._now()))
+
+    def revocations(self, *, not_expired_before: float) -> dict[str, float]:
+        """jti -> expiry of every revoked access token expiring after `not_expired_before` (the revocation feed;
+        small: tokens live minutes)."""
         with self._session() as session:
-            rows = session.exec(select(RevokedAccessToken.jti).where(RevokedAccessToken.expires_at > self._now()))
-            return frozenset(rows)
+            rows = session.exec(
+                select(RevokedAccessToken.jti, RevokedAccessToken.expires_at).where(
+                    RevokedAccessToken.expires_at > not_expired_before
+                )
+            )
+            return dict(rows.all())
 
     # Client assertions
 
@@ -386,7 +395,8 @@ class IdentityStore:
             for table, cutoff in (
                 (AuthorizationCode, now - keep_seconds),
                 (RefreshToken, now),
-                (RevokedAccessToken, now),
+                # Listed in the revocation feed until well past expiry (verifiers' clock leeway).
+                (RevokedAccessToken, now - keep_seconds),
                 (UsedAssertion, now),
             ):
                 result = session.execute(delete(table).where(table.expires_at < cutoff))  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ def test_the_demo_server_reads_back_the_kit_settings_portcullis_up_writes(monkey
         resource="http://gateway.test:8080/servers/demo/mcp",
         authz_url="http://authz.test:8181",
         authz_credential=SECRET,
+        revocation_url="http://issuer.test:8181/revocations",
     )
     assert all(name.startswith("KIT_DEMO_") for name in environment)
     for name, value in environment.items():
@@ -25,6 +26,7 @@ def test_the_demo_server_reads_back_the_kit_settings_portcullis_up_writes(monkey
     settings = load_settings(port=8399)
     assert settings.issuer == "http://issuer.test:8181"
     assert settings.jwks_url == "http://issuer.test:8181/.well-known/jwks.json"
+    assert settings.revocation_url == "http://issuer.test:8181/revocations"
     assert settings.resource == "http://gateway.test:8080/servers/demo/mcp"
     assert settings.resource_metadata_url == (
         "http://gateway.test:8080/.well-known/oauth-protected-resource/servers/demo/mcp"

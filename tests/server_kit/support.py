@@ -134,6 +134,7 @@ def kit_settings(issuer: Issuer, **overrides: Any) -> KitSettings:
         "server": "demo",
         "issuer": ISSUER,
         "jwks_url": issuer.jwks.url,
+        "revocation_url": issuer.jwks.revocation_url,
         "gateway_url": GATEWAY,
         "authz_url": ISSUER,
         "authz_credential": SERVICE_SECRET,

@@ -148,3 +148,13 @@ def test_a_failed_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> N
     with pytest.raises(OSError):
         write_artifacts(SPEC, tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kubernetes.yaml"]
+
+
+def test_a_deployment_names_its_revocation_feed_when_given_else_the_kit_finds_it_in_the_issuers_metadata() -> None:
+    def env(spec: DeploySpec) -> dict[str, Any]:
+        (container,) = by_kind(spec)["Deployment"]["spec"]["template"]["spec"]["containers"]
+        return {item["name"]: item for item in container["env"]}
+
+    given = DeploySpec(**{**SPEC.__dict__, "revocation_url": "https://auth.example.com/revocations"})
+    assert env(given)["KIT_FINANCE_REPORTS_REVOCATION_URL"]["value"] == "https://auth.example.com/revocations"
+    assert "KIT_FINANCE_REPORTS_REVOCATION_URL" not in env(SPEC)

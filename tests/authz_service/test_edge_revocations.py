@@ -1,0 +1,25 @@
+"""The edge refuses every check with 503 while its revocation feed is stale: a token revoked meanwhile must not
+pass, and an outage is not a traceback per request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from authz_service.ext_authz import check
+from portcullis_contracts.revocations import RevocationFollower
+from tests.authz_service.helpers import decider
+from tests.authz_service.test_ext_authz import ALICE_CLAIMS, _error, _request, _tool_call
+
+
+def test_a_stale_revocation_feed_makes_a_check_a_503_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    decide, _, _ = decider()
+    never_loaded = RevocationFollower(url="http://127.0.0.1:9/revocations")
+    request = _request({**ALICE_CLAIMS, "jti": "live-1"}, body=_tool_call("whoami"))
+    with caplog.at_level(logging.INFO):
+        response = check(request, decide, revoked=never_loaded.revoked)
+    assert response.denied_response.status.code == 503
+    assert _error(response)["data"]["reason"] == "revocations_unavailable"
+    assert not [record for record in caplog.records if record.exc_info]
