@@ -26,7 +26,7 @@ from authz_service.worker import wait_grpc_serving
 from gateway.config import build_config, canonical_uri, render_yaml, spec_from_catalog
 from gateway.launcher import start_envoy, validate_config
 from portcullis.processes import running, stop_process, wait_http
-from portcullis.testing import DEMO_SECRET, free_port
+from portcullis.testing import DEMO_SECRET, JwksServer, free_port
 from portcullis.up import kit_server_environment
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +113,8 @@ def _stack(workdir: Path, *, jwks_cache_seconds: int) -> Iterator[Stack]:
         "AUTHZ_IDENTITY": "false",  # the keys and their JWKS only: the login flows are tested on their own
         "AUTHZ_SERVICE_CREDENTIALS": json.dumps({"demo": DEMO_SECRET}),
     }
+    # Without identity authz_service publishes no revocation feed: the demo server follows an empty one.
+    feed = JwksServer({"keys": []})
     # The demo server verifies the same tokens against the same JWKS, with a cache shortened like Envoy's.
     demo_env = env | kit_server_environment(
         "demo",
@@ -121,9 +123,11 @@ def _stack(workdir: Path, *, jwks_cache_seconds: int) -> Iterator[Stack]:
         resource=canonical_uri(gateway_url, "demo"),
         authz_url=issuer,
         authz_credential=DEMO_SECRET,
+        revocation_url=feed.revocation_url,
     )
     demo_env["KIT_DEMO_JWKS_CACHE_SECONDS"] = str(jwks_cache_seconds)
     with ExitStack() as stack:
+        stack.callback(feed.close)
         authz = stack.enter_context(running([sys.executable, "-m", "authz_service"], workdir / "authz.log",
                                             env=env, cwd=ROOT))  # fmt: skip
         wait_http(f"{issuer}/readyz", process=authz)

@@ -67,6 +67,7 @@ def _serve(platform: LocalPlatform, servers: Path, port: int, log: Path) -> subp
             resource=platform.mcp_url("insights"),
             authz_url=platform.authz_url,
             authz_credential=DEMO_SECRET,
+            revocation_url=platform.revocation_url,
         ),
     }
     command = [sys.executable, "-m", "server_kit", "serve", "insights.server:kit", "--port", str(port)]
