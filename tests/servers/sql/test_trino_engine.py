@@ -71,6 +71,22 @@ def test_a_query_runs_as_the_caller_with_the_time_limit_as_a_session_property() 
     assert result.columns == ("region", "n")
 
 
+def test_a_memory_limit_becomes_trinos_query_max_memory_session_property() -> None:
+    calls: list[dict[str, Any]] = []
+    cursor = FakeCursor([("emea", 1)])
+    engine = TrinoEngine(
+        host="trino.internal",
+        port=443,
+        catalogs=["hive"],
+        default_catalog="hive",
+        default_schema="default",
+        connect=lambda **options: calls.append(options) or FakeConnection(cursor),  # type: ignore[func-returns-value]
+        memory_limit="1GB",
+    )
+    engine.run("SELECT 1", max_rows=1, timeout_seconds=30, user="alice")
+    assert calls[0]["session_properties"] == {"query_max_run_time": "30s", "query_max_memory": "1GB"}
+
+
 def test_trino_errors_become_clear_tool_errors() -> None:
     timeout = exceptions.TrinoQueryError({"errorName": "EXCEEDED_TIME_LIMIT", "message": "Query exceeded maximum time"})
     with pytest.raises(QueryTimedOut, match="longer than 5 s"):
