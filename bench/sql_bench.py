@@ -1,6 +1,7 @@
 """What the SQL server's governance costs per query, against running the same query on the engine alone.
 
     python -m bench.sql_bench [--rounds 8] [--per-round 200]
+    python -m bench.sql_bench --worst   # hostile statements: how long each takes to be analysed or refused
 
 In-process, on the sample data set (DuckDB, built into a temporary folder). For each query shape, interleaved
 round by round so every ratio compares samples taken at the same moments of a noisy machine:
@@ -25,8 +26,9 @@ from pathlib import Path
 
 from servers.sql import local
 from servers.sql.engines import DuckDBEngine
+from servers.sql.errors import SqlRejected
 from servers.sql.labels import Labels
-from servers.sql.statements import Query, analyze
+from servers.sql.statements import Query, analyze, prepare
 
 QUERIES = {
     "point": "select name from regions where region = 'emea'",
@@ -43,6 +45,26 @@ QUERIES = {
 }
 
 
+# The review's hostile statements, and the slowest statements found that pass every cap (`servers/sql/limits.py`).
+HOSTILE = {
+    "200 * over 50 tables (1.4 KB)": "select "
+    + ", ".join("*" for _ in range(200))
+    + " from "
+    + ", ".join(f"regions r{i}" for i in range(50)),
+    "2,000 nested parentheses": "select " + "(" * 2000 + "1" + ")" * 2000,
+    "1,500 NOT": "select " + "not " * 1500 + "true",
+    "OR chain of 1,000": "select 1 from regions where " + " or ".join(f"region = 'r{i}'" for i in range(1000)),
+    "passes: 1,500 columns over 63 sources": "select "
+    + ", ".join("week" for _ in range(1500))
+    + " from calendar c0 "
+    + " ".join(f"join regions r{i} on true" for i in range(1, 63)),
+    "passes: 10 * over 64 tables": "select "
+    + ", ".join("*" for _ in range(10))
+    + " from "
+    + ", ".join(f"calendar c{i}" for i in range(64)),
+}
+
+
 def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
@@ -53,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sql_bench")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--per-round", type=int, default=200)
+    parser.add_argument("--worst", action="store_true", help="time the hostile statements instead")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sql-bench-") as folder:
         state = Path(folder)
@@ -61,19 +84,35 @@ def main(argv: list[str] | None = None) -> int:
         labels = Labels.load(Path(local.__file__).with_name("datasets.yaml"))
         schemas = engine.table_schemas()
 
-        def analyzed(sql: str) -> Query:
-            statement = analyze(sql, schemas, default_catalog="lake", default_schema="public")
+        def analyzed(sql: str) -> str:
+            statement = analyze(sql, default_catalog="lake", default_schema="public")
             assert isinstance(statement, Query)
-            return statement
+            return prepare(statement, schemas, dialect="duckdb")
 
         def governed(sql: str) -> None:
-            statement = analyzed(sql)
+            statement = analyze(sql, default_catalog="lake", default_schema="public")
+            assert isinstance(statement, Query)
             [labels.dataset(table) for table in statement.tables]
-            engine.run(statement.sql("duckdb"), max_rows=100, timeout_seconds=30, user="bench")
+            engine.run(prepare(statement, schemas, dialect="duckdb"), max_rows=100, timeout_seconds=30, user="bench")
+
+        if args.worst:
+            for name, sql in HOSTILE.items():
+                times = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    try:
+                        analyzed(sql)
+                        outcome = "analysed"
+                    except SqlRejected as exc:
+                        outcome = f"refused: {str(exc)[:60]}"
+                    times.append(time.perf_counter() - started)
+                print(f"{name:<40} {len(sql):>6} chars {max(times) * 1000:>8.1f} ms (max of 5)  {outcome}")
+            engine.close()
+            return 0
 
         print(f"{'query':<16} {'engine p50':>11} {'analyze p50':>12} {'governed p50':>13} {'ratio':>7}")
         for name, sql in QUERIES.items():
-            translated = analyzed(sql).sql("duckdb")
+            translated = analyzed(sql)
             samples: dict[str, list[float]] = {"engine": [], "analyze": [], "governed": []}
             cases: dict[str, Callable[[], object]] = {
                 "engine": partial(engine.run, translated, max_rows=100, timeout_seconds=30, user="bench"),
