@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         state = Path(folder)
         local.setup(state)
         engine = DuckDBEngine(local.database_path(state))
-        labels = Labels.load(Path(local.__file__).with_name("datasets.yaml"))
+        labels = Labels.load(Path(local.__file__).with_name("server.json"))
         schemas = engine.table_schemas()
 
         def analyzed(sql: str) -> str:

@@ -22,9 +22,10 @@ from typing import Any
 
 import httpx
 
+from authz_service.credentials import ensure_credential
 from gateway.config import canonical_uri, render_yaml, route_config, spec_from_catalog
 from portcullis.processes import wait_http
-from portcullis.up import kit_server_environment
+from portcullis.up import SERVICE_CREDENTIALS_DIR, kit_server_environment
 from server_kit.checks import Finding, validate_project
 from server_kit.errors import KitError
 from server_kit.project import ServerProject, catalog_entry
@@ -173,9 +174,11 @@ def _dev(args: argparse.Namespace) -> int:
             httpx.get(url, timeout=2).raise_for_status()
         except httpx.HTTPError:
             raise KitError(f"{name} is not running at {url}: start the platform first (`make up`)") from None
-    credential_file = args.state_dir / "authzen-credential"
-    if not credential_file.is_file():
-        raise KitError(f"no {credential_file}: start the platform first (`make up`)")
+    credentials = args.state_dir / SERVICE_CREDENTIALS_DIR
+    if not credentials.is_dir():
+        raise KitError(f"no {credentials}: start the platform first (`make up`)")
+    # The server's own AuthZEN credential: it speaks only for this server (authz_service reads the folder).
+    credential = ensure_credential(credentials, server.route)
     host, _, port = server.governance.upstream.rpartition(":")
     env = {
         **os.environ,
@@ -186,7 +189,7 @@ def _dev(args: argparse.Namespace) -> int:
             jwks_url=f"{args.issuer}/.well-known/jwks.json",
             resource=canonical_uri(args.gateway_url, server.route),
             authz_url=args.issuer,
-            authz_credential=credential_file.read_text().strip(),
+            authz_credential=credential,
         ),
         f"{env_prefix(server.route)}ALLOWED_HOSTS": json.dumps(
             ["127.0.0.1:*", "localhost:*", args.gateway_url.split("://", 1)[1]]

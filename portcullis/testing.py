@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,14 +51,23 @@ __all__ = [
     "authz_environment",
     "free_port",
     "free_port_block",
+    "service_secret",
     "stop_process",
     "wait_http",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE_SECRET = "test-service-credential-0123456789"
+SERVICE_SECRET = "test-service-credential-0123456789"  # the registry's AuthZEN credential
 SNAPSHOT_SECRET = "test-snapshot-credential-0123456789"
-DEMO_SECRET = "test-demo-service-credential-0123456789"  # the demo server's AuthZEN credential
+
+
+def service_secret(server: str) -> str:
+    """The AuthZEN credential of kit server `server` on a test platform: each server has its own, which speaks
+    only for that server."""
+    return f"test-{server}-service-credential-0123456789"
+
+
+DEMO_SECRET = service_secret("demo")  # the demo server's AuthZEN credential
 PASSWORD = "portcullis"  # every directory user's development password
 AGENT = ("internal-agent", "internal-agent-dev-secret")  # the directory's client-credentials client
 _REDIRECT = "http://127.0.0.1:47124/callback"  # claude-desktop's loopback redirect (any port, RFC 8252)
@@ -233,6 +242,7 @@ class LocalPlatform:
         registry: bool = False,
         identity: bool = False,
         upstreams: dict[str, int] | None = None,
+        servers: Sequence[str] = (),
     ) -> Iterator[LocalPlatform]:
         """Copy the policies and catalog into `workdir`, then start authz_service, the demo server, Envoy.
 
@@ -241,6 +251,8 @@ class LocalPlatform:
         `identity`, the tokens Envoy and the demo server accept are the platform's own authorization server's.
         `upstreams` names the ports of other servers the test runs itself (`start_server`); the catalog and the
         registry seed route to them (a domain server's entry comes from its servers/<name>/server.json).
+        Every kit server gets its own AuthZEN credential (`service_secret(name)`): the demo, the `upstreams`, and
+        `servers`, the names of servers the test starts by other means.
         """
         policies = workdir / "policies"
         shutil.copytree(policy_dir or ROOT / "policies", policies)
@@ -272,7 +284,11 @@ class LocalPlatform:
             "AUTHZ_KEY_DIR": str(workdir / "keys"),
             "AUTHZ_ISSUER": f"http://127.0.0.1:{http_port}",
             "AUTHZ_SERVICE_CREDENTIALS": json.dumps(
-                {"tests": SERVICE_SECRET, "demo": DEMO_SECRET, **{name: DEMO_SECRET for name in upstreams or {}}}
+                {
+                    "registry": SERVICE_SECRET,
+                    "demo": DEMO_SECRET,
+                    **{name: service_secret(name) for name in (*(upstreams or {}), *servers)},
+                }
             ),
             "AUTHZ_IDENTITY_DATABASE_URL": f"sqlite:///{workdir / 'identity.db'}",
             "AUTHZ_DIRECTORY_FILE": str(ROOT / "config" / "directory.yaml"),
@@ -371,7 +387,7 @@ class LocalPlatform:
             jwks_url=self.jwks_url,
             resource=self.mcp_url(server),
             authz_url=self.authz_url,
-            authz_credential=DEMO_SECRET,
+            authz_credential=service_secret(server),
             revocation_url=self.revocation_url,
         )
         return {**os.environ, **settings}

@@ -25,6 +25,7 @@ from typing import IO
 
 import httpx
 
+from authz_service.credentials import ensure_credential
 from authz_service.identity.revocations import FEED_PATH
 from authz_service.policy import load_policy_set, policy_files
 from authz_service.settings import Settings
@@ -43,6 +44,8 @@ from servers.demo.server import DEFAULT_PORT as DEMO_PORT
 __all__ = ["Platform", "PlatformError", "UpOptions", "kit_server_environment", "run_up"]
 
 _START_DEADLINE_SECONDS = 30.0
+# Under the state folder: one file per AuthZEN caller holding its own secret (authz_service reads the folder).
+SERVICE_CREDENTIALS_DIR = "service-credentials"
 
 
 class PlatformError(Exception):
@@ -223,8 +226,13 @@ def start(options: UpOptions) -> Platform:
     )
     registry_url = f"http://127.0.0.1:{options.registry_port}"
     gateway_url = f"http://127.0.0.1:{options.gateway_port}"
-    authzen_secret = _service_credential(state)
+    # One secret per caller: an AuthZEN credential speaks only for its owner (a server, or the registry), and
+    # each follower of the registry's snapshot has its own.
+    kit_servers = ("demo", *(server.name for server in options.domain_servers()))
+    credentials_dir = state / SERVICE_CREDENTIALS_DIR
+    authzen_secrets = {name: ensure_credential(credentials_dir, name) for name in ("registry", *kit_servers)}
     snapshot_secret = _service_credential(state, "snapshot-credential")
+    gateway_snapshot_secret = _service_credential(state, "snapshot-credential-gateway")
     registry_env = {
         **os.environ,
         "REGISTRY_PORT": str(options.registry_port),
@@ -234,8 +242,8 @@ def start(options: UpOptions) -> Platform:
         "REGISTRY_ISSUER": issuer,
         "REGISTRY_JWKS_URL": f"{issuer}/.well-known/jwks.json",
         "REGISTRY_AUTHZ_URL": issuer,
-        "REGISTRY_AUTHZ_CREDENTIAL": authzen_secret,
-        "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": snapshot_secret, "gateway": snapshot_secret}),
+        "REGISTRY_AUTHZ_CREDENTIAL": authzen_secrets["registry"],
+        "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": snapshot_secret, "gateway": gateway_snapshot_secret}),
         "REGISTRY_SEED_DIR": str(_seed_dir(options)),
         "REGISTRY_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
         "REGISTRY_DECISION_LOG": str(settings.decision_log),
@@ -256,9 +264,7 @@ def start(options: UpOptions) -> Platform:
         "AUTHZ_DECISION_LOG": str(settings.decision_log),
         "AUTHZ_KEY_DIR": str(settings.key_dir),
         "AUTHZ_ISSUER": issuer,
-        "AUTHZ_SERVICE_CREDENTIALS": json.dumps(
-            {name: authzen_secret for name in ("demo", "registry", *(s.name for s in options.domain_servers()))}
-        ),
+        "AUTHZ_SERVICE_CREDENTIALS_DIR": str(credentials_dir),
         # The built-in authorization server: users and clients from the directory, tokens for every server
         # behind the gateway and for the registry.
         "AUTHZ_DIRECTORY_FILE": str(root / "config" / "directory.yaml"),
@@ -286,7 +292,7 @@ def start(options: UpOptions) -> Platform:
                 jwks_url=f"{issuer}/.well-known/jwks.json",
                 resource=canonical_uri(gateway_url, "demo"),
                 authz_url=issuer,
-                authz_credential=authzen_secret,
+                authz_credential=authzen_secrets["demo"],
                 revocation_url=f"{issuer}{FEED_PATH}",
             ),
         }
@@ -307,7 +313,7 @@ def start(options: UpOptions) -> Platform:
                         jwks_url=f"{issuer}/.well-known/jwks.json",
                         resource=canonical_uri(gateway_url, server.name),
                         authz_url=issuer,
-                        authz_credential=authzen_secret,
+                        authz_credential=authzen_secrets[server.name],
                         revocation_url=f"{issuer}{FEED_PATH}",
                     ),
                     **backend_env,
@@ -329,7 +335,7 @@ def start(options: UpOptions) -> Platform:
             listen_port=options.gateway_port,
             admin_port=options.admin_port,
         )
-        snapshot_http = httpx.Client(headers={"Authorization": f"Bearer {snapshot_secret}"}, timeout=2)
+        snapshot_http = httpx.Client(headers={"Authorization": f"Bearer {gateway_snapshot_secret}"}, timeout=2)
         platform.sync = GatewaySync(registry_url, spec, state / "gateway", public_url=gateway_url, http=snapshot_http)
         config_path = platform.sync.prepare()
         envoy_log = state / "envoy.log"

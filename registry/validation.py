@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.catalog import Sensitivity, ToolEntry, check_unique_tools, check_upstream
+from authz_service.catalog import DatasetLabel, Sensitivity, ToolEntry, check_unique_tools, check_upstream
 from authz_service.urls import absolute_url_problem
 from registry.errors import InvalidRequest, SchemaViolation
 
@@ -46,6 +46,9 @@ class Governance(BaseModel):
     route: str | None = Field(default=None, description="gateway path segment; defaults to the name's last part")
     upstream: str = Field(description="host:port of the server behind the gateway")
     tools: list[ToolEntry] = Field(default_factory=list)
+    datasets: list[DatasetLabel] = Field(
+        default_factory=list, max_length=1000, description="labels of the data the server serves; first match wins"
+    )
     downstream_resources: list[str] = Field(
         default_factory=list,
         max_length=100,

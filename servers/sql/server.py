@@ -1,9 +1,10 @@
 """The SQL MCP server: browse and query the data warehouse (Trino/Presto; DuckDB locally), read-only, gated by table.
 
 Every statement is parsed (Trino dialect) before anything runs: only SELECT/WITH/SHOW/DESCRIBE/EXPLAIN pass, and
-every table a query reads, however deep in a sub-query or CTE, is labelled (`datasets.yaml`) and decided by the
-policy (`read` on a dataset, policies/data.polar) in one batch. The engine then runs the query with its tables
-qualified exactly as they were decided, with a row limit and a time limit it enforces itself.
+every table a query reads, however deep in a sub-query or CTE, is decided by the policy (`read` on a dataset,
+policies/data.polar) in one batch, labelled by the `datasets` of the server's reviewed server.json. The engine
+then runs the query with its tables qualified exactly as they were decided, with a row limit and a time limit it
+enforces itself.
 
 Settings: the kit's `KIT_SQL_*`; the engine's `PORTCULLIS_SQL_*` (`SqlSettings`).
 """
@@ -82,7 +83,8 @@ class SqlSettings(BaseSettings):
 
     engine: Literal["duckdb", "trino"] = "duckdb"
     database: Path = Path(".portcullis/backends/sql/lake.duckdb")
-    datasets_file: Path = Path(__file__).with_name("datasets.yaml")
+    # The reviewed server.json whose governance `datasets` label the tables (the decision point uses the same).
+    server_json: Path = Path(__file__).with_name("server.json")
     default_schema: str = "public"
     max_rows: int = Field(default=1000, ge=1, le=100_000)
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -127,7 +129,7 @@ class SqlService:
         """
         from server_kit import ConfigurationError
 
-        labels = Labels.load(settings.datasets_file)
+        labels = Labels.load(settings.server_json)
         engine: Engine
         if settings.engine == "trino":
             if not settings.trino_host or not settings.trino_catalogs:

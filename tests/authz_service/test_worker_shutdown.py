@@ -22,7 +22,7 @@ def test_sigterm_flushes_the_decision_log_and_closes_the_identity_store(tmp_path
         http_port=http_port,
         grpc_port=grpc_port,
         workers=2,
-        service_credentials={"tests": SECRET},
+        service_credentials={"demo": SECRET},
     )
     process = subprocess.Popen([sys.executable, "-m", "authz_service"], env=env, stdout=subprocess.DEVNULL)
     try:

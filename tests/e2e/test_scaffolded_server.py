@@ -30,7 +30,7 @@ from mcp.shared.exceptions import MCPError
 
 from portcullis.cli import main
 from portcullis.processes import stop_process
-from portcullis.testing import DEMO_SECRET, LocalPlatform, free_port, wait_http
+from portcullis.testing import LocalPlatform, free_port, service_secret, wait_http
 from portcullis.up import kit_server_environment
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +66,7 @@ def _serve(platform: LocalPlatform, servers: Path, port: int, log: Path) -> subp
             jwks_url=platform.jwks_url,
             resource=platform.mcp_url("insights"),
             authz_url=platform.authz_url,
-            authz_credential=DEMO_SECRET,
+            authz_credential=service_secret("insights"),
             revocation_url=platform.revocation_url,
         ),
     }
@@ -81,7 +81,7 @@ def _serve(platform: LocalPlatform, servers: Path, port: int, log: Path) -> subp
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlatform, Path]]:
     workdir: Path = tmp_path_factory.mktemp("scaffold-platform")
     port = free_port()
-    with LocalPlatform.start(workdir, workers=1, registry=True) as platform:
+    with LocalPlatform.start(workdir, workers=1, registry=True, servers=["insights"]) as platform:
         folder = _scaffold(workdir / "servers", port)
         assert main(["server", "validate", str(folder)]) == 0
         token = platform.registry_token("alice", groups=["ads-eng"])
@@ -197,7 +197,7 @@ def test_a_guardless_tool_refuses_start_up(deployed: tuple[LocalPlatform, Path],
     shutil.copytree(folder, broken / "insights")
     with (broken / "insights" / "server.py").open("a") as source:
         source.write("\n\n@kit.tool()\ndef drop_campaigns() -> None:\n    pass\n")
-    env = {**os.environ, "PYTHONPATH": str(broken), "KIT_INSIGHTS_AUTHZ_CREDENTIAL": DEMO_SECRET}
+    env = {**os.environ, "PYTHONPATH": str(broken), "KIT_INSIGHTS_AUTHZ_CREDENTIAL": service_secret("insights")}
     command = [sys.executable, "-m", "server_kit", "serve", "insights.server:kit", "--port", str(free_port())]
     refused = subprocess.run(command, env=env, cwd=broken, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2

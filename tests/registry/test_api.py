@@ -286,6 +286,23 @@ def test_every_required_review_approves_and_the_catalog_follows(registry: Regist
     assert history["missing_reviews"] == []
 
 
+def test_dataset_labels_are_reviewed_with_the_server_and_carried_in_the_catalog(registry: RegistryHarness) -> None:
+    invalid: list[list[dict[str, str]]] = [[{"match": "a.*", "sensitivity": "secret"}], [{"match": "x", "b": "c"}]]
+    for labels in [*invalid, [{}]]:
+        response = registry.client.post("/v0.1/x/portcullis/validate", json=server_json(datasets=labels))
+        assert response.status_code == 422, labels
+        assert any(".datasets[0]" in error["path"] for error in response.json()["errors"])
+    labels = [
+        {"match": "ads.campaigns.*", "business_group": "ads", "sensitivity": "confidential"},
+        {"match": "ads.public.*", "business_group": "", "sensitivity": "internal"},
+    ]
+    assert _publish(registry, server_json(datasets=labels)).status_code == 200
+    for user, review in (("dana", "security"), ("erin", "legal"), ("frank", "genai")):
+        _review(registry, user, review)
+    servers = registry.client.get("/v0.1/x/portcullis/catalog", headers=SNAPSHOT).json()["servers"]
+    assert {server["name"]: server["datasets"] for server in servers}["ad-insights"] == labels
+
+
 def test_a_review_by_someone_outside_its_group_is_403_and_recorded_nowhere(registry: RegistryHarness) -> None:
     _publish(registry, server_json())
     response = _review(registry, "erin", "security")
