@@ -23,6 +23,7 @@ from authz_service.errors import CatalogError
 __all__ = [
     "Catalog",
     "CatalogSource",
+    "RESERVED_NAMES",
     "DatasetLabel",
     "FileCatalogSource",
     "RegistryCatalogSource",
@@ -30,6 +31,7 @@ __all__ = [
     "ServerEntry",
     "ServerStatus",
     "ToolEntry",
+    "check_not_reserved",
     "check_unique_tools",
     "check_upstream",
 ]
@@ -37,6 +39,16 @@ __all__ = [
 Sensitivity = Literal["public", "internal", "confidential", "restricted"]
 ServerStatus = Literal["draft", "pending_review", "approved", "deprecated", "retired", "rejected"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+# Names a server may not take: they name the platform's own AuthZEN callers (authzen.may_ask), whose service
+# credentials share the name space of the servers'.
+RESERVED_NAMES = frozenset({"registry"})
+
+
+def check_not_reserved(name: str) -> str:
+    """A server's name (its gateway route) is not one the platform reserves."""
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is reserved for the platform")
+    return name
 
 
 def check_upstream(value: str) -> str:
@@ -106,6 +118,7 @@ class ServerEntry(BaseModel):
 
     _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
     _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
+    _not_reserved = field_validator("name")(classmethod(lambda cls, name: check_not_reserved(name)))
 
 
 class _CatalogDocument(BaseModel):

@@ -4,8 +4,8 @@ An owner is a server's name or `registry` (`authzen.may_ask` says what each may 
 the settings (`AUTHZ_SERVICE_CREDENTIALS`, a JSON object) and, optionally, from a directory holding one file per
 owner whose content is the secret (`AUTHZ_SERVICE_CREDENTIALS_DIR`: a mounted Kubernetes Secret, or the state
 folder where `portcullis up` and `portcullis server dev` give each server its own). The directory is read again
-when it changes, so a new server's credential works without a restart; a Kubernetes Secret update swaps its
-`..data` link, which changes the directory too.
+every second, so a new server's credential works without a restart, and a rotated or removed one stops working
+within a second (a Kubernetes Secret update swaps its `..data` link; an edit in place is seen too).
 
 A secret shared by two owners would speak for both: the settings refuse it at start-up, and a directory that
 holds one drops both owners (logged) until it is fixed.
@@ -31,19 +31,22 @@ logger = logging.getLogger(__name__)
 # A server's route (the catalog's name rule) or "registry"; hidden files (a Secret's `..data`) are not owners.
 OWNER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _MAX_SECRET_BYTES = 4096
-# A directory changed this recently is read again on the next call: two changes within one tick of the file
-# system's clock leave the same modification time.
-_SETTLE_NS = 2_000_000_000
 
 
 class ServiceCredentials:
-    """The owner a bearer service credential speaks for (constant-time over every secret)."""
+    """The owner a bearer service credential speaks for (constant-time over every secret).
 
-    def __init__(self, fixed: Mapping[str, str], directory: Path | None = None):
+    The directory is read again at most every `reread_seconds` (a handful of small files): a credential added,
+    replaced (even written in place) or removed takes effect within that time.
+    """
+
+    def __init__(self, fixed: Mapping[str, str], directory: Path | None = None, *, reread_seconds: float = 1.0):
         self._fixed = dict(fixed)
         self._directory = directory
+        self._reread_seconds = reread_seconds
         self._lock = threading.Lock()
-        self._stamp: int | None = None
+        self._read_at: float | None = None
+        self._dropped: list[str] = []
         self._current: dict[str, bytes] = {name: secret.encode() for name, secret in self._fixed.items()}
 
     def owner(self, authorization: str | None) -> str | None:
@@ -59,21 +62,23 @@ class ServiceCredentials:
     def _credentials(self) -> dict[str, bytes]:
         if self._directory is None:
             return self._current
-        try:
-            stamp = self._directory.stat().st_mtime_ns
-        except OSError:
-            stamp = -1
-        if stamp != self._stamp:
+        now = time.monotonic()
+        read_at = self._read_at
+        if read_at is None or now - read_at >= self._reread_seconds:
             with self._lock:
-                if stamp != self._stamp:
-                    self._current = self._load(stamp)
-                    self._stamp = stamp if time.time_ns() - stamp > _SETTLE_NS else None
+                if self._read_at is None or now - self._read_at >= self._reread_seconds:
+                    self._current = self._load()
+                    self._read_at = now
         return self._current
 
-    def _load(self, stamp: int) -> dict[str, bytes]:
+    def _load(self) -> dict[str, bytes]:
         loaded = {name: secret.encode() for name, secret in self._fixed.items()}
-        if stamp >= 0 and self._directory is not None:
-            for path in sorted(self._directory.iterdir()):
+        try:
+            paths = sorted(self._directory.iterdir()) if self._directory is not None else []
+        except OSError:  # no directory (yet): the settings' credentials only
+            paths = []
+        if paths:
+            for path in paths:
                 if not OWNER_PATTERN.match(path.name) or path.name in loaded:
                     continue
                 try:
@@ -84,11 +89,11 @@ class ServiceCredentials:
                 if secret and len(secret) <= _MAX_SECRET_BYTES:
                     loaded[path.name] = secret
         shared = {secret for secret, count in Counter(loaded.values()).items() if count > 1}
-        if shared:
-            dropped = sorted(name for name, secret in loaded.items() if secret in shared)
+        dropped = sorted(name for name, secret in loaded.items() if secret in shared)
+        if dropped and dropped != self._dropped:  # said once per change, not at every read
             logger.error("service credentials of %s share a secret: refused until each has its own", dropped)
-            loaded = {name: secret for name, secret in loaded.items() if secret not in shared}
-        return loaded
+        self._dropped = dropped
+        return {name: secret for name, secret in loaded.items() if secret not in shared}
 
 
 def ensure_credential(directory: Path, owner: str) -> str:

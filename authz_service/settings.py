@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     gateway_url: str = "http://127.0.0.1:8080"
     extra_resources: list[str] = Field(default_factory=list)
     access_token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
-    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
     authorization_code_ttl_seconds: int = Field(default=60, ge=5, le=600)
     # Key rotation: a new key is published this long before it signs (longer than any JWKS cache, Envoy's
     # is 300 s), and a retired key stays published until every token it signed has expired.

@@ -147,7 +147,10 @@ def metadata_url(issuer: str) -> str:
 def _absolute_http(url: object) -> bool:
     if not isinstance(url, str):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[bad": not a URL at all
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
 
 
@@ -281,7 +284,8 @@ class RevocationFollower:
             while stop is None or not stop.is_set():
                 try:
                     await self.poll_once()
-                except (FeedError, httpx.HTTPError) as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever a poll raises, the follower must keep polling
+                    # (a stale list fails closed on its own; a follower that stopped would never recover).
                     if not self._failing:
                         where = self._url or self._issuer
                         logger.warning("revocation feed %s unreachable (%s)", where, _reason(exc))

@@ -17,7 +17,14 @@ from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.catalog import DatasetLabel, Sensitivity, ToolEntry, check_unique_tools, check_upstream
+from authz_service.catalog import (
+    RESERVED_NAMES,
+    DatasetLabel,
+    Sensitivity,
+    ToolEntry,
+    check_unique_tools,
+    check_upstream,
+)
 from authz_service.urls import absolute_url_problem
 from registry.errors import InvalidRequest, SchemaViolation
 
@@ -165,6 +172,11 @@ def validate_server_json(document: Any) -> ValidServer:
         raise SchemaViolation(
             "server.json is invalid (1 error(s))",
             [{"path": f"{base}.route", "message": f"derived route {route!r} is not a valid gateway path segment"}],
+        )
+    if route in RESERVED_NAMES:
+        raise SchemaViolation(
+            "server.json is invalid (1 error(s))",
+            [{"path": f"{base}.route", "message": f"route {route!r} is reserved for the platform: choose another"}],
         )
     return ValidServer(
         document=document,

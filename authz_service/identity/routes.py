@@ -289,7 +289,19 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
         if isinstance(pairs, Response):
             return pairs
         oauth_request = form_request("POST", f"{identity.issuer}{path}", request.headers, pairs)
-        return oauth_json(await run_in_threadpool(respond, oauth_request))
+        try:
+            return oauth_json(await run_in_threadpool(respond, oauth_request))
+        except ValueError:
+            # Authlib refuses to build an error whose description would repeat a quote, a backslash or non-ASCII
+            # text the request carried: a 400 that repeats nothing, never a 500.
+            logger.warning("%s: a request refused for characters an error may not repeat", path)
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "The request has characters this server does not accept.",
+                },
+                status_code=400,
+            )
 
     @router.post("/token")
     async def token(request: Request) -> Response:

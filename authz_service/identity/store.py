@@ -31,6 +31,14 @@ def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+# How long a revoked family's tombstone is kept: longer than any refresh token of the family can live.
+_FAMILY_TOMBSTONE_SECONDS = 400 * 86_400
+
+
+def _family_tombstone(family_id: str) -> str:
+    return hashlib.sha256(f"revoked-family\0{family_id}".encode()).hexdigest()
+
+
 class RegisteredClient(SQLModel, table=True):
     """A client registered dynamically (RFC 7591) or read from its metadata document (cached)."""
 
@@ -258,11 +266,16 @@ class IdentityStore:
             session.commit()
 
     def refresh_token(self, token: str) -> RefreshGrant | None:
-        """A live refresh token's grant (not used, not revoked, not expired), without consuming it."""
+        """A live refresh token's grant (not used, not revoked, not expired, its family not revoked), without
+        consuming it.
+        """
         with self._session() as session:
             row = session.get(RefreshToken, token_hash(token))
-        if row is None or row.used or row.revoked or row.expires_at <= self._now():
-            return None
+            if row is None or row.used or row.revoked or row.expires_at <= self._now():
+                return None
+            # A token saved by the winner of a race with a replay, after the replay revoked its family's rows.
+            if session.get(RefreshToken, _family_tombstone(row.family_id)) is not None:
+                return None
         return _refresh_grant(row)
 
     def rotate_refresh_token(self, token: str, client_id: str) -> RefreshGrant | None:
@@ -312,6 +325,21 @@ class IdentityStore:
     def _revoke_family(self, session: Session, family_id: str) -> None:
         session.execute(
             update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True)  # type: ignore[arg-type]
+        )
+        # The family stays revoked for tokens saved after this (the winner of a race with the replay that revoked
+        # it): a tombstone row no presented token can claim (used, revoked, no client), checked before each use.
+        session.merge(
+            RefreshToken(
+                token_hash=_family_tombstone(family_id),
+                family_id=family_id,
+                client_id="",
+                subject_json="",
+                scope="",
+                resource="",
+                expires_at=self._now() + _FAMILY_TOMBSTONE_SECONDS,
+                used=True,
+                revoked=True,
+            )
         )
 
     # Access tokens (self-contained JWTs: revocation is a deny list until they expire)

@@ -73,7 +73,7 @@ class Resources:
             raise InvalidTargetError("The resource must be a canonical absolute http(s) URI without a fragment.")
         resource = values[0].rstrip("/")
         if resource not in self.known():
-            raise InvalidTargetError(f"Unknown resource {resource!r}.")
+            raise InvalidTargetError("Unknown resource.")  # not repeated: it may hold what an error may not carry
         return resource
 
     def known(self) -> frozenset[str]:

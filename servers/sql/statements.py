@@ -171,6 +171,7 @@ def _analyze(sql: str, default_catalog: str, default_schema: str) -> Statement:
         # The tokenizer reads these as commands and swallows the rest into one string: tokenize the rest again.
         rest = sql[tokens[0].end + 1 :]
         rest_tokens = _tokens(rest)
+        check_tokens(rest_tokens)  # the caps apply to what the command swallowed
         if first == "EXPLAIN":
             return _explain(rest, rest_tokens, default_catalog, default_schema)
         if first == "SHOW":
@@ -258,6 +259,9 @@ def _explain(sql: str, tokens: list[Token], catalog: str, schema: str) -> Explai
         raise SqlRejected("EXPLAIN options are not supported; use EXPLAIN or EXPLAIN ANALYZE")
     if index >= len(tokens):
         raise SqlRejected("EXPLAIN needs a query")
+    if tokens[index].text.upper() in ("EXPLAIN", "SHOW", "DESCRIBE", "DESC"):
+        # Refused before analysing: each nested EXPLAIN would analyse the rest again (quadratic in the length).
+        raise SqlRejected("EXPLAIN applies to a query")
     inner = sql[tokens[index].start :]
     statement = _analyze(inner, catalog, schema)
     if not isinstance(statement, Query):

@@ -148,6 +148,17 @@ def test_client_credentials_for_an_unknown_resource_is_invalid_target(server: Au
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
 
 
+@pytest.mark.parametrize("resource", ["https://x.example/a'b", 'https://x.example/a"b', "https://x.example/caf\u00e9"])
+def test_a_resource_an_error_may_not_repeat_is_a_400_never_a_500(server: AuthServer, resource: str) -> None:
+    # Authlib refuses to build an error description holding a quote or non-ASCII text: that was a 500.
+    response = server.client.post(
+        "/token", data={"grant_type": "client_credentials", "resource": resource}, auth=("internal-agent", AGENT_SECRET)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] in ("invalid_target", "invalid_request")
+    assert resource not in response.text
+
+
 def test_dynamic_registration_of_a_public_client_then_the_code_flow(server: AuthServer) -> None:
     registered = server.client.post(
         "/register",

@@ -210,7 +210,7 @@ def test_a_follower_without_a_feed_url_finds_it_in_the_issuers_metadata() -> Non
     assert anyio.run(run) == (feed_url, frozenset({"jti-1"}))
 
 
-@pytest.mark.parametrize("named", [None, "", "/revocations", "file:///etc/passwd", 42])
+@pytest.mark.parametrize("named", [None, "", "/revocations", "file:///etc/passwd", 42, "http://[bad/revocations"])
 def test_an_issuer_whose_metadata_names_no_usable_feed_leaves_the_follower_failing_closed(named: object) -> None:
     def issuer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"issuer": "http://issuer.test", FEED_METADATA_KEY: named})
@@ -223,5 +223,17 @@ def test_an_issuer_whose_metadata_names_no_usable_feed_leaves_the_follower_faili
             await follower.poll_once()
         with pytest.raises(RevocationsUnavailable):
             follower.revoked()
+
+    anyio.run(run)
+
+
+def test_a_poll_that_raises_anything_does_not_stop_the_follower() -> None:
+    # An unusable URL raises httpx.InvalidURL, not an HTTPError: the run loop ended and never polled again.
+    follower = RevocationFollower(url="http://127.0.0.1:1:2/revocations", poll_seconds=0.01)
+
+    async def run() -> None:
+        with anyio.move_on_after(0.1):
+            await follower.run()  # keeps polling through errors of any kind
+        assert follower._failing
 
     anyio.run(run)

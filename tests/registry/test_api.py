@@ -286,6 +286,18 @@ def test_every_required_review_approves_and_the_catalog_follows(registry: Regist
     assert history["missing_reviews"] == []
 
 
+@pytest.mark.parametrize(
+    "document",
+    [server_json("com.portcullis.ads/registry"), server_json(route="registry")],
+    ids=["derived-route", "explicit-route"],
+)
+def test_a_server_may_not_take_the_registrys_name(registry: RegistryHarness, document: dict[str, Any]) -> None:
+    # The registry's AuthZEN credential is owned by the name `registry`: a server routed so would share it.
+    response = registry.client.post("/v0.1/x/portcullis/validate", json=document)
+    assert response.status_code == 422
+    assert "reserved for the platform" in response.json()["errors"][0]["message"]
+
+
 def test_dataset_labels_are_reviewed_with_the_server_and_carried_in_the_catalog(registry: RegistryHarness) -> None:
     invalid: list[list[dict[str, str]]] = [[{"match": "a.*", "sensitivity": "secret"}], [{"match": "x", "b": "c"}]]
     for labels in [*invalid, [{}]]:
