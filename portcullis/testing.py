@@ -424,6 +424,7 @@ class LocalPlatform:
             "REGISTRY_GATEWAY_URL": self.gateway_url,
             "REGISTRY_ISSUER": self.issuer,
             "REGISTRY_JWKS_URL": jwks_url,
+            "REGISTRY_REVOCATION_URL": self.revocation_url,
             "REGISTRY_AUTHZ_URL": authz_url,
             "REGISTRY_AUTHZ_CREDENTIAL": SERVICE_SECRET,
             "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": SNAPSHOT_SECRET}),

@@ -241,6 +241,7 @@ def start(options: UpOptions) -> Platform:
         "REGISTRY_GATEWAY_URL": gateway_url,
         "REGISTRY_ISSUER": issuer,
         "REGISTRY_JWKS_URL": f"{issuer}/.well-known/jwks.json",
+        "REGISTRY_REVOCATION_URL": f"{issuer}{FEED_PATH}",
         "REGISTRY_AUTHZ_URL": issuer,
         "REGISTRY_AUTHZ_CREDENTIAL": authzen_secrets["registry"],
         "REGISTRY_SERVICE_CREDENTIALS": json.dumps({"authz": snapshot_secret, "gateway": gateway_snapshot_secret}),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 from starlette.exceptions import HTTPException
 
+from portcullis_contracts.revocations import RevocationFollower
 from registry import service
 from registry.api import Registry, build_router, error_response
 from registry.authz import AuthzClient
@@ -31,6 +35,7 @@ __all__ = ["create_app", "seed"]
 
 logger = logging.getLogger("portcullis.registry")
 SEED_KEY = "dev.portcullis/seed"
+_FIRST_REVOCATIONS_SECONDS = 3.0
 SEED_ACTOR = Caller(id="system:seed", client="portcullis-up")
 
 
@@ -47,14 +52,36 @@ def create_app(
     if authz is None:
         http = httpx.Client(base_url=settings.authz_url, timeout=settings.authz_timeout_seconds)
         authz = AuthzClient(http, credential=settings.authz_credential)
-    verifier = verifier or TokenVerifier(
-        issuer=settings.issuer, audience=settings.token_audience, jwks_url=settings.jwks_url
-    )
+    revocations: RevocationFollower | None = None
+    if verifier is None:
+        revocations = RevocationFollower(url=settings.revocation_url, issuer=settings.issuer)
+        verifier = TokenVerifier(
+            issuer=settings.issuer,
+            audience=settings.token_audience,
+            jwks_url=settings.jwks_url,
+            revoked=revocations.revoked,
+        )
     registry = Registry(settings=settings, engine=engine, authz=authz, verifier=verifier)
     if settings.seed_dir is not None:
         seed(registry, settings.seed_dir)
 
-    app = FastAPI(title="Portcullis registry", version="2025-12-01", docs_url="/docs", redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Follow the issuer's revocation feed while serving: a revoked token is refused within a second.
+        following = asyncio.create_task(revocations.run()) if revocations is not None else None
+        try:
+            if revocations is not None:
+                await revocations.wait_loaded(_FIRST_REVOCATIONS_SECONDS)  # else serve: tokens get 503 until loaded
+            yield
+        finally:
+            if following is not None:
+                following.cancel()
+                with suppress(asyncio.CancelledError):
+                    await following
+
+    app = FastAPI(
+        title="Portcullis registry", version="2025-12-01", docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
     app.state.registry = registry
     app.add_middleware(
         CORSMiddleware,

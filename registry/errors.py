@@ -8,7 +8,8 @@ RegistryError
 ├── Conflict            409  duplicate version, a gateway route taken by another server, missing reviews
 ├── PayloadTooLarge     413  body over the configured limit
 ├── SchemaViolation     422  server.json does not validate (every error with its JSON path)
-└── AuthzUnavailable    503  the authorization service cannot be asked (fail closed: nothing is written)
+├── AuthzUnavailable    503  the authorization service cannot be asked (fail closed: nothing is written)
+└── RevocationsUnavailable 503  whether a token was revoked cannot be known now (fail closed)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RegistryError",
+    "RevocationsUnavailable",
     "SchemaViolation",
     "Unauthenticated",
 ]
@@ -74,4 +76,8 @@ class SchemaViolation(RegistryError):
 
 
 class AuthzUnavailable(RegistryError):
+    status = 503
+
+
+class RevocationsUnavailable(RegistryError):
     status = 503

@@ -39,6 +39,9 @@ class RegistrySettings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8181/.well-known/jwks.json"
     # The audience registry tokens carry (defaults to public_url).
     audience: str = ""
+    # The issuer's revocation feed (portcullis_contracts.revocations): a revoked token is refused within a
+    # second. Empty: the feed the issuer's metadata names.
+    revocation_url: str = ""
 
     # The registry is an AuthZEN client of authz_service, like every server.
     authz_url: str = "http://127.0.0.1:8181"

@@ -65,3 +65,18 @@ def test_the_issuer_metadata_names_the_feed_the_layers_follow(platform: LocalPla
     feed = httpx.get(platform.revocation_url)
     unchanged = httpx.get(platform.revocation_url, headers={"If-None-Match": feed.headers["etag"]})
     assert feed.status_code == 200 and unchanged.status_code == 304
+
+
+def test_a_revoked_token_is_refused_by_the_registry_within_seconds(tmp_path: Path) -> None:
+    with LocalPlatform.start(tmp_path, workers=1, identity=True, registry=True) as platform:
+        mine = f"{platform.registry_url}/v0.1/x/portcullis/me/servers"
+        token = platform.agent_token(resource=platform.registry_url)
+        assert httpx.get(mine, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert httpx.post(f"{platform.issuer}/revoke", data={"token": token}, auth=AGENT).status_code == 200
+        start = time.monotonic()
+        while httpx.get(mine, headers={"Authorization": f"Bearer {token}"}).status_code != 401:
+            assert time.monotonic() - start < 3.0, "the registry still accepts the revoked token"
+            time.sleep(0.05)
+        print(f"revoked token refused by the registry after {time.monotonic() - start:.2f} s")
+        fresh = platform.agent_token(resource=platform.registry_url)
+        assert httpx.get(mine, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200

@@ -11,7 +11,7 @@ import copy
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,14 @@ def authz_client(tmp_path: Path) -> Iterator[AuthzClient]:
         runtime.close()
 
 
-def build_registry(database_url: str, authz: AuthzClient, *, seed: bool = True, **overrides: Any) -> RegistryHarness:
+def build_registry(
+    database_url: str,
+    authz: AuthzClient,
+    *,
+    seed: bool = True,
+    revoked: Callable[[], frozenset[str]] | None = None,
+    **overrides: Any,
+) -> RegistryHarness:
     key = SigningKey.generate()
     options: dict[str, Any] = {
         "database_url": database_url,
@@ -130,7 +137,13 @@ def build_registry(database_url: str, authz: AuthzClient, *, seed: bool = True, 
         **overrides,
     }
     settings = RegistrySettings(**options)
-    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url="unused", jwks_client=StaticJwks(key))  # type: ignore[arg-type]
+    verifier = TokenVerifier(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        jwks_url="unused",
+        jwks_client=StaticJwks(key),  # type: ignore[arg-type]
+        revoked=revoked,
+    )
     app = create_app(settings, authz=authz, verifier=verifier)
     return RegistryHarness(TestClient(app), key, settings)
 
