@@ -62,7 +62,7 @@ _SHADOW_HEADER = "x-portcullis-shadow"
 _IDENTITY_HEADER_SET = frozenset(IDENTITY_HEADERS)
 _SHADOW_HEADER_SET = _IDENTITY_HEADER_SET | {_SHADOW_HEADER}
 _USED_CLAIMS = ("sub", "aud", "client_id", "azp", "email", "groups", "business_groups", "jti")
-_NOTHING_REVOKED: frozenset[str] = frozenset()
+_MAX_JTI_LENGTH = 256
 _IDENTITY_CACHE_SIZE = 10_000
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -98,7 +98,7 @@ def check(
     It raises `RevocationsUnavailable` when its feed is stale: every request is then a 503 (fail closed).
     """
     try:
-        revoked_ids = revoked() if revoked else _NOTHING_REVOKED
+        revoked_ids = revoked() if revoked else None
         return _check(request, decider, identity or IdentityHeaders(), revoked_ids)
     except RevocationsUnavailable:  # no trace per request: the follower logs the outage once
         return _denied(503, "revocations_unavailable", "revoked tokens cannot be checked now", None, None)
@@ -108,7 +108,7 @@ def check(
 
 
 def _check(
-    request: ext.CheckRequest, decider: Decider, identity: IdentityHeaders, revoked: frozenset[str]
+    request: ext.CheckRequest, decider: Decider, identity: IdentityHeaders, revoked: frozenset[str] | None
 ) -> ext.CheckResponse:
     attributes = request.attributes
     http = attributes.request.http
@@ -125,9 +125,14 @@ def _check(
     if audience and audience not in _as_list(claims.get("aud")):
         text = _REASON_TEXT["token_audience_mismatch"]
         return _unauthenticated(extensions, "token_audience_mismatch", text, text)
-    if revoked and claims.get("jti") in revoked:
-        text = "the token was revoked"
-        return _unauthenticated(extensions, "token_revoked", text, text)
+    if revoked is not None:  # a feed is followed: every token must be one it could name
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
+            text = "the token has no usable id (jti), so it could never be revoked"
+            return _unauthenticated(extensions, "invalid_token", text, text)
+        if jti in revoked:
+            text = "the token was revoked"
+            return _unauthenticated(extensions, "token_revoked", text, text)
     actor = _actor(claims)
     body = http.raw_body or http.body.encode()
     try:
