@@ -77,23 +77,36 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so outgoing connections never collide
 
 
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
     """A free port for a listener."""
     return free_port_block(1)
 
 
 def free_port_block(count: int) -> int:
-    """The first of `count` consecutive free ports."""
+    """The first of `count` consecutive free ports, none of which this process handed out before.
+
+    A port is free when asked but bound later by whoever asked: two picks in a row (a platform's gateway and its
+    demo server, say) must not land on the same port, so every port handed out is remembered.
+    """
     for _ in range(1000):
         first = random.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - count)
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as sock:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
-                    sock.bind(("127.0.0.1", port))
+        ports = range(first, first + count)
+        with _HANDED_OUT_LOCK:
+            if any(port in _HANDED_OUT for port in ports):
+                continue
+            try:
+                for port in ports:
+                    with socket.socket() as sock:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+                        sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _HANDED_OUT.update(ports)
             return first
-        except OSError:
-            continue
     raise RuntimeError("no block of free ports")
 
 
