@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from authz_service.errors import AuthzError
 from authz_service.settings import Settings
 from authz_service.worker import PortInUseError, serve
+from portcullis_contracts.catalog import CatalogError
 
 
 def main() -> int:
@@ -19,7 +20,7 @@ def main() -> int:
         return 2
     try:
         return serve(settings)
-    except (PortInUseError, AuthzError) as exc:
+    except (PortInUseError, AuthzError, CatalogError) as exc:
         print(f"authz_service: {exc}", file=sys.stderr)
         return 1
 

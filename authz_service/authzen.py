@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authz_service.credentials import ServiceCredentials
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
-from authz_service.http_input import BodyTooLarge, read_limited
-from authz_service.json_input import InvalidJson, parse_json
 from authz_service.settings import Settings
+from portcullis_contracts.http_input import BodyTooLarge, read_limited
+from portcullis_contracts.json_input import InvalidJson, parse_json
 
 __all__ = ["REGISTRY_OWNER", "AuthzenError", "authzen_configuration", "build_router", "may_ask"]
 

@@ -1,210 +1,24 @@
-"""The catalog of MCP servers: the facts the policies decide on.
+"""Where the decision point reads the catalog from: the registry's snapshot, or a YAML file.
 
-Until the registry exists the catalog comes from a YAML file; the registry will implement the same
-`CatalogSource` protocol. A catalog is immutable; a change produces a new `Catalog` with a new revision.
+The catalog itself (its entries, `Catalog`, `CatalogError`) is the contract in `portcullis_contracts.catalog`;
+the sources stay here because only the decision point follows them this way (the gateway follows the snapshot
+with its own poller). A source returns a new `Catalog` when the catalog changes, the same one otherwise.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.errors import CatalogError
+from portcullis_contracts.catalog import Catalog, CatalogError
+from portcullis_contracts.catalog_snapshot import catalog_from_snapshot, snapshot_url
 
-__all__ = [
-    "Catalog",
-    "CatalogSource",
-    "RESERVED_NAMES",
-    "DatasetLabel",
-    "FileCatalogSource",
-    "RegistryCatalogSource",
-    "Sensitivity",
-    "ServerEntry",
-    "ServerStatus",
-    "ToolEntry",
-    "check_not_reserved",
-    "check_unique_tools",
-    "check_upstream",
-]
-
-Sensitivity = Literal["public", "internal", "confidential", "restricted"]
-ServerStatus = Literal["draft", "pending_review", "approved", "deprecated", "retired", "rejected"]
-_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-# Names a server may not take: they name the platform's own AuthZEN callers (authzen.may_ask), whose service
-# credentials share the name space of the servers'.
-RESERVED_NAMES = frozenset({"registry"})
-
-
-def check_not_reserved(name: str) -> str:
-    """A server's name (its gateway route) is not one the platform reserves."""
-    if name in RESERVED_NAMES:
-        raise ValueError(f"{name!r} is reserved for the platform")
-    return name
-
-
-def check_upstream(value: str) -> str:
-    """An upstream is `host:port` (the registry's governance extension uses the same rule)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("upstream must be host:port")
-    return value
-
-
-def check_unique_tools(tools: list[ToolEntry]) -> list[ToolEntry]:
-    """Tool names are unique within a server."""
-    names = [tool.name for tool in tools]
-    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
-    if duplicates:
-        raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
-    return tools
-
-
-class ToolEntry(BaseModel):
-    """One tool of a server, as the policies see it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
-    description: str = ""
-    sensitivity: Sensitivity = "internal"
-    read_only: bool = True
-    business_groups: list[str] = Field(default_factory=list)
-
-
-class DatasetLabel(BaseModel):
-    """The labels of the data a server serves, reviewed with the server (its server.json governance).
-
-    `match` is a glob over the dataset's name (`lake.ads.*`); the first label that matches wins, and data no label
-    matches is decided as restricted with no business group. The decision point reads these labels from the
-    catalog, never from the server that asks, so a server cannot relabel its own data.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    match: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.*/:-]+$")
-    business_group: str = Field(default="", max_length=100)
-    sensitivity: Sensitivity = "restricted"
-
-
-class ServerEntry(BaseModel):
-    """One MCP server with its governance metadata."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=_NAME_PATTERN)
-    title: str = ""
-    status: ServerStatus
-    owner_team: str
-    sensitivity: Sensitivity = "internal"
-    business_group: str = ""
-    allowed_clients: list[str] = Field(default_factory=list)
-    upstream: str = Field(description="host:port of the server behind the gateway")
-    tools: list[ToolEntry] = Field(default_factory=list)
-    datasets: list[DatasetLabel] = Field(default_factory=list, max_length=1000)
-    downstream_resources: list[str] = Field(
-        default_factory=list,
-        max_length=100,
-        description="resources (canonical URIs) this server may exchange its callers' tokens for (RFC 8693)",
-    )
-
-    _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
-    _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
-    _not_reserved = field_validator("name")(classmethod(lambda cls, name: check_not_reserved(name)))
-
-
-class _CatalogDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    servers: list[ServerEntry]
-
-
-class Catalog:
-    """An immutable catalog with a content revision and precomputed policy facts.
-
-    The fact dictionaries are built once here so the decision hot path never rebuilds them.
-    """
-
-    def __init__(self, servers: list[ServerEntry], revision: str):
-        names = [server.name for server in servers]
-        duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
-        if duplicates:
-            raise CatalogError(f"duplicate server names: {', '.join(duplicates)}")
-        self.revision = revision
-        self.servers: Mapping[str, ServerEntry] = {server.name: server for server in servers}
-        self._server_facts: dict[str, dict[str, Any]] = {}
-        self._tool_facts: dict[tuple[str, str], dict[str, Any]] = {}
-        self._dataset_labels: dict[str, tuple[DatasetLabel, ...]] = {}
-        for server in servers:
-            if server.datasets:
-                self._dataset_labels[server.name] = tuple(server.datasets)
-            server_fact = {
-                "kind": "server",
-                "name": server.name,
-                "status": server.status,
-                "owner_team": server.owner_team,
-                "sensitivity": server.sensitivity,
-                "business_group": server.business_group,
-                "allowed_clients": list(server.allowed_clients),
-                "tools": [tool.name for tool in server.tools],
-            }
-            self._server_facts[server.name] = server_fact
-            for tool in server.tools:
-                self._tool_facts[(server.name, tool.name)] = {
-                    "kind": "tool",
-                    "name": tool.name,
-                    "server": server_fact,
-                    "sensitivity": tool.sensitivity,
-                    "read_only": tool.read_only,
-                    "business_groups": list(tool.business_groups),
-                }
-
-    @classmethod
-    def from_document(cls, document: Any, *, revision: str | None = None) -> Catalog:
-        """Build a catalog from a parsed document (`{"servers": [...]}`).
-
-        Raises:
-            CatalogError: the document does not describe a valid catalog.
-        """
-        try:
-            parsed = _CatalogDocument.model_validate(document)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-            )
-            raise CatalogError(f"invalid catalog: {problems}") from None
-        if revision is None:
-            canonical = yaml.safe_dump(parsed.model_dump(mode="json"), sort_keys=True).encode()
-            revision = hashlib.sha256(canonical).hexdigest()[:16]
-        return cls(parsed.servers, revision)
-
-    def server_fact(self, name: str) -> dict[str, Any] | None:
-        """The policy facts of a server, or None when the catalog does not know it."""
-        return self._server_facts.get(name)
-
-    def tool_fact(self, server: str, tool: str) -> dict[str, Any] | None:
-        """The policy facts of one tool of a server, or None when unknown."""
-        return self._tool_facts.get((server, tool))
-
-    def dataset_labels(self, server: str, dataset: str) -> tuple[str, str]:
-        """(business group, sensitivity) of a dataset a server serves, from the server's reviewed labels.
-
-        The first label whose pattern matches the dataset's name wins (names compare case-insensitively, as
-        SQL identifiers do); data no label matches is restricted with no business group, the most guarded.
-        """
-        name = dataset.lower()
-        for label in self._dataset_labels.get(server, ()):
-            if fnmatch.fnmatchcase(name, label.match.lower()):
-                return label.business_group, label.sensitivity
-        return "", "restricted"
+__all__ = ["EMPTY_REVISION", "CatalogSource", "FileCatalogSource", "RegistryCatalogSource"]
 
 
 class CatalogSource(Protocol):
@@ -263,7 +77,7 @@ class RegistryCatalogSource:
     """
 
     def __init__(self, url: str, *, credential: str, poll_seconds: float = 1.0, timeout: float = 2.0):
-        self.url = url.rstrip("/") + "/v0.1/x/portcullis/catalog"
+        self.url = snapshot_url(url)
         self._headers = {"Authorization": f"Bearer {credential}"}
         self._poll = poll_seconds
         self._http = httpx.Client(timeout=timeout)
@@ -285,9 +99,7 @@ class RegistryCatalogSource:
             document = response.json()
         except json.JSONDecodeError:
             raise CatalogError("the registry's catalog snapshot is not JSON") from None
-        if not isinstance(document, dict) or not isinstance(document.get("revision"), str):
-            raise CatalogError("the registry's catalog snapshot has no revision")
-        catalog = Catalog.from_document({"servers": document.get("servers")}, revision=document["revision"])
+        catalog = catalog_from_snapshot(document)
         self._last = catalog
         return catalog
 

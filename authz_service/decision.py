@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from authz_service.catalog import Catalog
 from authz_service.decision_log import DecisionSink
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine, PolicySet
+from portcullis_contracts.catalog import Catalog
 
 __all__ = ["Actor", "Decider", "Decision", "DecisionRequest", "Layer", "ResourceRef", "decision_record"]
 

@@ -2,13 +2,15 @@
 
 AuthzError
 ├── PolicyLoadError      a policy set failed to load (file, line, column in the message)
-├── CatalogError         the catalog could not be read or is invalid
 └── ConfigurationError   settings that must not be used (placeholder secrets, conflicts)
+
+The catalog's own error, `portcullis_contracts.catalog.CatalogError`, belongs to the catalog contract that the
+registry and the gateway share: it is not an `AuthzError`, so the service's entry points catch both.
 """
 
 from __future__ import annotations
 
-__all__ = ["AuthzError", "CatalogError", "ConfigurationError", "PolicyLoadError"]
+__all__ = ["AuthzError", "ConfigurationError", "PolicyLoadError"]
 
 
 class AuthzError(Exception):
@@ -29,10 +31,6 @@ class PolicyLoadError(AuthzError):
         self.file = file
         self.line = line
         self.column = column
-
-
-class CatalogError(AuthzError):
-    """The catalog of servers could not be read or failed validation."""
 
 
 class ConfigurationError(AuthzError):

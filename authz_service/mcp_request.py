@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from authz_service.json_input import InvalidJson, parse_json
+from portcullis_contracts.json_input import InvalidJson, parse_json
 
 __all__ = ["McpCall", "McpRequestError", "read_mcp_calls"]
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
-from authz_service.catalog import Catalog, FileCatalogSource
+from authz_service.catalog import FileCatalogSource
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
 from authz_service.decision_log import NullDecisionLog
 from authz_service.errors import AuthzError
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine, PolicySet
+from portcullis_contracts.catalog import Catalog
 
 __all__ = ["CaseResult", "CasesError", "check_references", "explain", "load_decider", "run_cases"]
 

@@ -7,15 +7,16 @@ import gc
 import logging
 from pathlib import Path
 
-from authz_service.catalog import EMPTY_REVISION, Catalog, CatalogSource, FileCatalogSource, RegistryCatalogSource
+from authz_service.catalog import EMPTY_REVISION, CatalogSource, FileCatalogSource, RegistryCatalogSource
 from authz_service.decision import Decider, decision_record
 from authz_service.decision_log import DecisionLog
-from authz_service.errors import CatalogError, PolicyLoadError
+from authz_service.errors import PolicyLoadError
 from authz_service.identity.provider import IdentityProvider
 from authz_service.keys import KeyRing
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
 from authz_service.settings import Settings
+from portcullis_contracts.catalog import Catalog, CatalogError
 from portcullis_contracts.revocations import RevocationFollower
 
 __all__ = ["CatalogHolder", "Runtime", "settle_heap"]

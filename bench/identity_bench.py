@@ -33,11 +33,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from authz_service.identity.directory import _SCRYPT
 from authz_service.worker import wait_grpc_serving
 from bench.decision_bench import percentile
 from portcullis.processes import running
 from portcullis.testing import authz_environment, free_port, free_port_block, wait_http
+from portcullis_contracts.directory import _SCRYPT
 
 __all__ = ["Figures", "Server", "main", "serve"]
 

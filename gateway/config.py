@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from authz_service.catalog import Catalog
+from portcullis_contracts.catalog import Catalog
 
 __all__ = [
     "AUTHZ_CLUSTER",

@@ -25,15 +25,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from authz_service.catalog import Catalog
-from authz_service.errors import CatalogError
 from gateway.config import GatewaySpec, routes_from_catalog
 from gateway.dynamic import BOOTSTRAP_FILE, validate_dynamic_spec, write_dynamic_bootstrap, write_dynamic_resources
 from gateway.errors import GatewayError, SnapshotError
+from portcullis_contracts.catalog import Catalog, CatalogError
+from portcullis_contracts.catalog_snapshot import catalog_from_snapshot, snapshot_revision, snapshot_url
 
-__all__ = ["DEFAULT_INTERVAL", "DEFAULT_TIMEOUT", "SNAPSHOT_PATH", "GatewaySync"]
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_TIMEOUT", "GatewaySync"]
 
-SNAPSHOT_PATH = "/v0.1/x/portcullis/catalog"
 DEFAULT_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 2.0
 _MAX_PROBLEM_CHARS = 300
@@ -68,7 +67,7 @@ class GatewaySync:
         credentials or a transport) is used as given and left open; without it the sync owns a client with
         `timeout`.
         """
-        self.snapshot_url = registry_url.rstrip("/") + SNAPSHOT_PATH
+        self.snapshot_url = snapshot_url(registry_url)
         self.spec = dataclasses.replace(spec, routes=())
         self.config_dir = config_dir
         self.public_url = public_url
@@ -208,15 +207,15 @@ class GatewaySync:
             document: Any = response.json()
         except ValueError:
             raise SnapshotError("snapshot is not JSON") from None
-        if not isinstance(document, dict) or not isinstance(document.get("revision"), str) or not document["revision"]:
-            raise SnapshotError("snapshot has no revision")
-        if "servers" not in document:
-            raise SnapshotError("snapshot has no servers")
-        if document["revision"] == self.revision:
+        try:
+            revision = snapshot_revision(document)
+        except CatalogError as exc:
+            raise SnapshotError(str(exc)) from None
+        if revision == self.revision:
             self._etag = response.headers.get("etag")
             return None
         try:
-            catalog = Catalog.from_document({"servers": document["servers"]}, revision=document["revision"])
+            catalog = catalog_from_snapshot(document)
         except CatalogError as exc:
             raise SnapshotError(f"snapshot rejected: {exc}") from None
         return catalog, response.headers.get("etag")

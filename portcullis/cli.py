@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from authz_service.catalog import FileCatalogSource
 from authz_service.decision import Actor, ResourceRef
 from authz_service.errors import AuthzError
-from authz_service.identity.directory import DirectoryError, load_directory
 from authz_service.keys import KeyRing
 from authz_service.policy_tools import check_references, explain, load_decider, run_cases
 from authz_service.settings import Settings
@@ -26,12 +25,15 @@ from gateway.errors import GatewayError
 from portcullis.domain import DOMAIN_SERVERS
 from portcullis.server_cli import add_server_commands
 from portcullis.up import PlatformError, UpOptions, run_up
+from portcullis_contracts.catalog import CatalogError
+from portcullis_contracts.directory import DirectoryError, load_directory
 from server_kit.errors import KitError
 
 __all__ = ["main"]
 
 _EXPECTED_ERRORS = (
     AuthzError,
+    CatalogError,
     GatewayError,
     PlatformError,
     PortInUseError,

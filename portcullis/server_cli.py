@@ -25,8 +25,9 @@ import httpx
 from authz_service.credentials import ensure_credential
 from gateway.config import canonical_uri, render_yaml, route_config, spec_from_catalog
 from portcullis.processes import wait_http
+from portcullis.server_checks import Finding, validate_project
 from portcullis.up import SERVICE_CREDENTIALS_DIR, kit_server_environment
-from server_kit.checks import Finding, validate_project
+from portcullis_contracts.catalog import Catalog
 from server_kit.errors import KitError
 from server_kit.project import ServerProject, catalog_entry
 from server_kit.scaffold import ScaffoldSpec, scaffold
@@ -140,8 +141,6 @@ def _deploy(args: argparse.Namespace) -> int:
     out = args.out or project.directory / "deploy"
     written = write_artifacts(spec, out)
     catalog_server = {**catalog_entry(server), "upstream": document["_meta"]["dev.portcullis/governance"]["upstream"]}
-    from authz_service.catalog import Catalog
-
     gateway = spec_from_catalog(
         Catalog.from_document({"servers": [catalog_server]}, revision="deploy"),
         issuer=args.issuer,

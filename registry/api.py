@@ -30,9 +30,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from authz_service.http_input import BodyTooLarge, bearer_matches, read_limited
-from authz_service.json_input import InvalidJson, parse_json
 from gateway.config import canonical_uri
+from portcullis_contracts.http_input import BodyTooLarge, bearer_matches, read_limited
+from portcullis_contracts.json_input import InvalidJson, parse_json
 from registry import service
 from registry.authz import AuthzClient
 from registry.errors import InvalidRequest, NotFound, PayloadTooLarge, RegistryError, Unauthenticated

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from authz_service.catalog import ToolEntry
+from portcullis_contracts.catalog import ToolEntry
+from portcullis_contracts.catalog_snapshot import snapshot_document
 from registry.models import Server, ServerVersion
 from registry.service import VISIBLE, catalog_revision
 from registry.validation import GOVERNANCE_KEY
@@ -49,7 +50,7 @@ class Snapshot:
     routes: tuple[str, ...] = ()  # the routes, in the same order (for bisecting a cursor)
 
     def document(self) -> dict[str, Any]:
-        return {"revision": self.revision, "servers": [server.entry for server in self.servers]}
+        return snapshot_document(self.revision, [server.entry for server in self.servers])
 
     @cached_property
     def body(self) -> bytes:

@@ -32,8 +32,8 @@ from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from authz_service.identity.directory import Directory, DirectoryError, load_directory
 from gateway.config import canonical_uri
+from portcullis_contracts.directory import Directory, DirectoryError, load_directory
 from registry import service
 from registry.api import Registry
 from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError

@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.catalog import (
+from portcullis_contracts.catalog import (
     RESERVED_NAMES,
     DatasetLabel,
     Sensitivity,
@@ -25,7 +25,7 @@ from authz_service.catalog import (
     check_unique_tools,
     check_upstream,
 )
-from authz_service.urls import absolute_url_problem
+from portcullis_contracts.urls import absolute_url_problem
 from registry.errors import InvalidRequest, SchemaViolation
 
 __all__ = ["GOVERNANCE_KEY", "Governance", "ValidServer", "validate_server_json"]

@@ -3,11 +3,11 @@
 Read it from the outside in: `routes` (HTTP endpoints and the login/consent pages) -> `server` (Authlib's
 authorization server, endpoints) and `grants` (the token endpoint's grants) -> `tokens` (what is issued, and for
 which resource) -> `store` (codes, refresh tokens, clients, revocations, shared by every worker process).
-Identity comes from `directory` (embedded) or `federation` (an upstream OIDC provider); `clients` resolves client
+Identity comes from the directory file (embedded; its format is `portcullis_contracts.directory`, which the
+registry's development login reads too) or `federation` (an upstream OIDC provider); `clients` resolves client
 applications (directory, dynamic registration, metadata documents).
 """
 
-from authz_service.identity.directory import Directory, DirectoryError, hash_secret, load_directory
 from authz_service.identity.errors import FederationError, IdentityError
 from authz_service.identity.provider import IdentityProvider
 from authz_service.identity.routes import build_identity_router
@@ -17,13 +17,9 @@ from authz_service.identity.subject import Subject
 __all__ = [
     "SCOPES",
     "AuthorizationServer",
-    "Directory",
-    "DirectoryError",
     "FederationError",
     "IdentityError",
     "IdentityProvider",
     "Subject",
     "build_identity_router",
-    "hash_secret",
-    "load_directory",
 ]

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from authz_service.identity.directory import Directory, DirectoryClient, verify_secret
 from authz_service.identity.errors import IdentityError
-from authz_service.identity.redirects import redirect_matches, redirect_uri_problem
 from authz_service.identity.store import IdentityStore
-from authz_service.json_input import InvalidJson, parse_json
-from authz_service.urls import URLRejected, parse_url
+from portcullis_contracts.directory import Directory, DirectoryClient, verify_secret
+from portcullis_contracts.json_input import InvalidJson, parse_json
+from portcullis_contracts.redirects import redirect_matches, redirect_uri_problem
+from portcullis_contracts.urls import URLRejected, parse_url
 
 __all__ = [
     "DYNAMIC_CLIENT_PREFIX",

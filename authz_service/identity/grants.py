@@ -17,10 +17,10 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749 import grants as authlib_grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from authz_service.identity.directory import TOKEN_EXCHANGE_GRANT
 from authz_service.identity.store import CodeGrant
 from authz_service.identity.subject import Subject
 from authz_service.identity.tokens import InvalidTargetError
+from portcullis_contracts.directory import TOKEN_EXCHANGE_GRANT
 
 __all__ = [
     "AuthorizationCodeGrant",

@@ -11,9 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from authz_service.catalog import Catalog
 from authz_service.identity.clients import ClientRegistry
-from authz_service.identity.directory import Directory, DirectoryError, load_directory
 from authz_service.identity.federation import UpstreamProvider
 from authz_service.identity.revocations import RevocationFeed
 from authz_service.identity.server import AuthorizationServer
@@ -21,6 +19,8 @@ from authz_service.identity.store import IdentityStore
 from authz_service.identity.subject import Subject
 from authz_service.identity.tokens import Keys, Resources, TokenIssuer
 from authz_service.settings import Settings
+from portcullis_contracts.catalog import Catalog
+from portcullis_contracts.directory import Directory, DirectoryError, load_directory
 
 __all__ = ["DirectoryHolder", "IdentityProvider", "load_or_create_session_secret"]
 

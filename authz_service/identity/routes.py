@@ -26,7 +26,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from authz_service.http_input import BodyTooLarge, read_limited
 from authz_service.identity.clients import Client
 from authz_service.identity.errors import FederationError
 from authz_service.identity.federation import PendingLogin
@@ -34,7 +33,8 @@ from authz_service.identity.provider import IdentityProvider
 from authz_service.identity.revocations import FEED_PATH
 from authz_service.identity.server import OAuthResponse, form_request, json_request
 from authz_service.identity.subject import Subject
-from authz_service.json_input import InvalidJson, parse_json
+from portcullis_contracts.http_input import BodyTooLarge, read_limited
+from portcullis_contracts.json_input import InvalidJson, parse_json
 from portcullis_contracts.revocations import etag_matches
 
 __all__ = ["build_identity_router"]

@@ -24,7 +24,6 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc.jwk import KeySet
 
 from authz_service.identity.clients import DYNAMIC_CLIENT_PREFIX, Client, ClientRegistry
-from authz_service.identity.directory import TOKEN_EXCHANGE_GRANT, hash_secret
 from authz_service.identity.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -32,11 +31,12 @@ from authz_service.identity.grants import (
     S256CodeChallenge,
     TokenExchangeGrant,
 )
-from authz_service.identity.redirects import redirect_uri_problem
 from authz_service.identity.revocations import FEED_PATH
 from authz_service.identity.store import IdentityStore
 from authz_service.identity.subject import Subject
 from authz_service.identity.tokens import Resources, TokenIssuer
+from portcullis_contracts.directory import TOKEN_EXCHANGE_GRANT, hash_secret
+from portcullis_contracts.redirects import redirect_uri_problem
 from portcullis_contracts.revocations import FEED_METADATA_KEY
 
 __all__ = ["SCOPES", "AuthorizationServer", "OAuthResponse", "form_request", "json_request"]

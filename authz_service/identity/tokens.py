@@ -19,10 +19,10 @@ import jwt
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
-from authz_service.catalog import Catalog
 from authz_service.identity.store import IdentityStore, RefreshGrant
 from authz_service.identity.subject import Subject
-from authz_service.urls import absolute_url_problem
+from portcullis_contracts.catalog import Catalog
+from portcullis_contracts.urls import absolute_url_problem
 
 __all__ = ["InvalidTargetError", "Keys", "Resources", "TokenIssuer", "server_resource"]
 

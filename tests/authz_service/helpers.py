@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from authz_service.catalog import Catalog, FileCatalogSource
+from authz_service.catalog import FileCatalogSource
 from authz_service.decision import Actor, Decider
 from authz_service.metrics import Metrics
 from authz_service.policy import PolicyEngine
+from portcullis_contracts.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz_service.http_app import create_app
-from authz_service.json_input import InvalidJson, parse_json
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings
+from portcullis_contracts.json_input import InvalidJson, parse_json
 from tests.authz_service.helpers import CATALOG, POLICIES
 
 SECRET = "s3rv1ce-credential-for-hostile-input"

@@ -17,8 +17,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from authz_service.identity.directory import hash_secret
 from authz_service.identity.errors import IdentityError
+from portcullis_contracts.directory import hash_secret
 from tests.authz_service.identity_support import (
     DEMO,
     ISSUER,

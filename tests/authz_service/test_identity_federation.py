@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from authz_service.identity.directory import hash_secret
 from portcullis.testing import authz_environment, free_port, free_port_block, stop_process, wait_http
+from portcullis_contracts.directory import hash_secret
 from tests.authz_service.identity_support import (
     DEMO,
     ISSUER,

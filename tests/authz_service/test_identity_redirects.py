@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz_service.identity.errors import IdentityError
-from authz_service.identity.redirects import redirect_matches, redirect_uri_problem
-from authz_service.urls import URLRejected, absolute_url_problem, parse_url
+from portcullis_contracts.redirects import redirect_matches, redirect_uri_problem
+from portcullis_contracts.urls import URLRejected, absolute_url_problem, parse_url
 from tests.authz_service.identity_support import (
     AuthServer,
     authorize_params,

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from authz_service.catalog import Catalog
 from gateway import (
     GatewayError,
     GatewaySpec,
@@ -22,6 +21,7 @@ from gateway import (
     write_dynamic_resources,
 )
 from gateway.dynamic import CDS_FILE, JWT_AUTHN_FILE, LDS_FILE, RDS_FILE, plan_writes, render_lds
+from portcullis_contracts.catalog import Catalog
 
 BASE = GatewaySpec(
     issuer="http://127.0.0.1:8181",

@@ -20,9 +20,9 @@ import pytest
 
 from gateway import GatewaySpec, GatewaySync, RouteSpec, canonical_uri, start_envoy, write_dynamic_bootstrap
 from gateway.dynamic import JWT_AUTHN_FILE, write_atomic
-from gateway.sync import SNAPSHOT_PATH
 from portcullis.processes import stop_process, wait_http
 from portcullis.testing import free_port
+from portcullis_contracts.catalog_snapshot import SNAPSHOT_PATH
 
 pytestmark = pytest.mark.e2e
 

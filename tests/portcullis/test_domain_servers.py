@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from portcullis.domain import DOMAIN_SERVERS, DomainServer, domain_server
-from server_kit.checks import validate_project
+from portcullis.server_checks import validate_project
 from server_kit.project import ServerProject
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,10 +23,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from authz_service.http_app import create_app as create_authz_app
-from authz_service.identity.directory import load_directory
 from authz_service.keys import SigningKey
 from authz_service.runtime import Runtime
 from authz_service.settings import Settings as AuthzSettings
+from portcullis_contracts.directory import load_directory
 from registry.app import create_app
 from registry.authz import AuthzClient
 from registry.identity import TokenVerifier

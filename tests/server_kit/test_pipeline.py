@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from portcullis.cli import main
-from server_kit.checks import validate_project
+from portcullis.server_checks import validate_project
 from server_kit.project import ServerProject
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from authz_service.identity.redirects import curated_redirect_uri_problem
+from portcullis_contracts.redirects import curated_redirect_uri_problem
 
 __all__ = [
     "TOKEN_EXCHANGE_GRANT",

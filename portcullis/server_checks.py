@@ -1,5 +1,8 @@
 """`portcullis server validate`: everything the platform will insist on, checked before anything is published.
 
+It lives with the CLI, not in the kit, because its policy check loads the decision point's engine: importing
+`server_kit` loads no policy engine.
+
 - the server: every tool guarded or public, and each guard fits its tool (the server would refuse to start);
 - `server.json`: valid exactly as the registry validates a publication (official schema + governance);
 - the two agree: the route is the kit's name (its audience and policy name), every tool is declared (the
@@ -16,9 +19,9 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from authz_service.catalog import Catalog
 from authz_service.errors import AuthzError
 from authz_service.policy_tools import check_references, load_decider, run_cases
+from portcullis_contracts.catalog import Catalog, CatalogError
 from registry.validation import ValidServer
 from server_kit.errors import KitError
 from server_kit.project import ServerProject, catalog_entry
@@ -89,7 +92,7 @@ def _policy_findings(project: ServerProject, server: ValidServer, policy_dir: Pa
     try:
         catalog = Catalog.from_document({"servers": [catalog_entry(server)]}, revision="validate")
         _, policy = load_decider(policy_dir, catalog)
-    except AuthzError as exc:
+    except (AuthzError, CatalogError) as exc:
         return [Finding("error", "policies", f"{policy_dir}: {exc}")]
     for problem in check_references(policy, catalog):
         if f"server {server.route!r}" in problem and "is not in the catalog" not in problem:
@@ -99,7 +102,7 @@ def _policy_findings(project: ServerProject, server: ValidServer, policy_dir: Pa
         return [*findings, Finding("warning", "policies", message)]
     try:
         results = run_cases(policy_dir, project.policy_cases, catalog)
-    except AuthzError as exc:
+    except (AuthzError, CatalogError) as exc:
         return [*findings, Finding("error", project.policy_cases.name, str(exc))]
     for result in results:
         if not result.passed:

@@ -1,5 +1,5 @@
 """Redirect URIs: which may be registered (RFC 7591, metadata documents, the directory) and whether a requested
-one is the registered one. Both sides are parsed by the one strict parser (`authz_service.urls`) and compared by
+one is the registered one. Both sides are parsed by the one strict parser (`portcullis_contracts.urls`) and compared by
 components; only the port of a loopback IP literal may differ (RFC 8252 §7.3).
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from authz_service.urls import WEB_SCHEMES, URLRejected, parse_url
+from portcullis_contracts.urls import WEB_SCHEMES, URLRejected, parse_url
 
 __all__ = ["curated_redirect_uri_problem", "redirect_matches", "redirect_uri_problem"]
 
