@@ -8,14 +8,11 @@ the platform's own authorization server issues them instead (`user_token`, `agen
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import json
 import os
 import random
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -27,10 +24,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import yaml
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import OAuth2Client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from authz_service.catalog import FileCatalogSource
@@ -509,37 +507,38 @@ class LocalPlatform:
 
     def user_token(self, user: str, *, server: str = "demo", client: str = "claude-desktop") -> str:
         """A token of `user` from the platform's authorization server (`identity=True`): authorization code +
-        PKCE, signing in and consenting through its pages with the directory's development password.
+        PKCE on Authlib's OAuth client, signing in and consenting through its pages with the directory's
+        development password.
+
+        Raises:
+            RuntimeError: the sign-in or consent did not end in a redirect with a code.
+            OAuthError: the token endpoint refused the code.
         """
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        # Authlib's client rather than the SDK's OAuthClientProvider: this helper is a named directory client
+        # asking for any resource, where the SDK's provider registers its own client and starts from an MCP
+        # server's 401 (tests/e2e/test_oauth_clients.py exercises that provider).
         resource = self.mcp_url(server)
-        authorize = {
-            "response_type": "code",
-            "client_id": client,
-            "redirect_uri": _REDIRECT,
-            "scope": "mcp",
-            "state": secrets.token_urlsafe(8),
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "resource": resource,
-        }
-        with httpx.Client(base_url=self.issuer, timeout=10) as browser:
-            page = browser.get("/authorize", params=authorize)
+        verifier = generate_token(48)
+        with (
+            OAuth2Client(
+                client_id=client, token_endpoint_auth_method="none", redirect_uri=_REDIRECT, scope="mcp",
+                code_challenge_method="S256", timeout=10,
+            ) as oauth,
+            httpx.Client(base_url=self.issuer, timeout=10) as browser,
+        ):  # fmt: skip
+            url, state = oauth.create_authorization_url(
+                f"{self.issuer}/authorize", code_verifier=verifier, resource=resource
+            )
+            page = browser.get(url)
             page = browser.post("/login", data={"csrf": _csrf(page.text), "username": user, "password": PASSWORD})
             answer = browser.post("/consent", data={"csrf": _csrf(page.text), "decision": "approve"})
             if answer.status_code != 303:
                 raise RuntimeError(f"sign-in of {user} failed: {answer.status_code} {answer.text[:200]}")
-            code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-            exchange = {
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "client_id": client,
-                "redirect_uri": _REDIRECT,
-                "resource": resource,
-            }
-            return _access_token(browser.post("/token", data=exchange))
+            token = oauth.fetch_token(
+                f"{self.issuer}/token", authorization_response=answer.headers["location"], state=state,
+                code_verifier=verifier, resource=resource,
+            )  # fmt: skip
+        return str(token["access_token"])
 
     def agent_token(self, *, server: str = "demo", resource: str | None = None) -> str:
         """A client-credentials token of the `internal-agent` client (groups: agents) from the platform's

@@ -39,7 +39,7 @@ from registry.api import Registry
 from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError
 from registry.identity import Caller
 from registry.models import LIFECYCLE, Review, Server, ServerVersion
-from registry.oauth_login import LoginFailed, OAuthLogin, PendingLogin
+from registry.oauth_login import LoginFailed, LoginUnavailable, OAuthLogin, PendingLogin
 from registry.settings import ConfigurationError
 from registry.usage import UsageIndex
 
@@ -481,6 +481,8 @@ def build_ui(app: FastAPI, registry: Registry) -> None:
             caller = oauth.finish(dict(request.query_params), PendingLogin(**raw))
         except BadSignature:
             return pages.message(session, 400, "Sign-in expired", "This sign-in expired or did not start here.")
+        except LoginUnavailable as exc:  # the authorization server's fault, not the person's
+            return pages.message(session, 502, "Sign-in is unavailable", str(exc), path="/ui/login")
         except (LoginFailed, RegistryError) as exc:
             return pages.message(session, 400, "Sign-in failed", str(exc), path="/ui/login")
         session.sign_in(

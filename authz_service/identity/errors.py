@@ -1,12 +1,14 @@
 """Errors of the identity package.
 
 IdentityError                 a request or a document the authorization server cannot accept
-└── FederationError           the upstream OIDC provider failed or answered something unacceptable
+└── FederationError           400  the upstream OIDC provider refused this login, or its answer does not verify
+    └── FederationUnavailable 502  the upstream OIDC provider cannot be used now (unreachable, not JSON, a
+                                   document without the endpoints or keys it must name, an error status)
 """
 
 from __future__ import annotations
 
-__all__ = ["FederationError", "IdentityError"]
+__all__ = ["FederationError", "FederationUnavailable", "IdentityError"]
 
 
 class IdentityError(Exception):
@@ -14,4 +16,8 @@ class IdentityError(Exception):
 
 
 class FederationError(IdentityError):
-    """The upstream OIDC provider failed or answered something unacceptable."""
+    """The upstream OIDC provider refused this login, or what it answered does not verify."""
+
+
+class FederationUnavailable(FederationError):
+    """The upstream OIDC provider cannot be used now: unreachable, or answering something unusable."""

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from authz_service.identity.clients import Client
-from authz_service.identity.errors import FederationError
+from authz_service.identity.errors import FederationError, FederationUnavailable
 from authz_service.identity.federation import PendingLogin
 from authz_service.identity.provider import IdentityProvider
 from authz_service.identity.revocations import FEED_PATH
@@ -243,6 +243,8 @@ def build_identity_router(identity: IdentityProvider, *, max_body_bytes: int) ->
             return page("error.html", 400, error="invalid_request", description=_EXPIRED)
         try:
             subject = await run_in_threadpool(upstream.finish, dict(request.query_params), PendingLogin(**data))
+        except FederationUnavailable as exc:  # the provider's fault, not this login's: retrying later may work
+            return page("error.html", 502, error="temporarily_unavailable", description=str(exc))
         except FederationError as exc:
             return page("error.html", 400, error="access_denied", description=str(exc))
         pairs = [(str(k), str(v)) for k, v in pending_data["pairs"]]
