@@ -11,7 +11,8 @@
 The app serves stateless streamable HTTP at `/mcp` behind `BearerAuth`, and without a token: `/healthz`,
 `/metrics` and the RFC 9728 metadata at `/.well-known/oauth-protected-resource` (the gateway maps
 `/servers/<name>/` to `/`). Nothing is built at import time; building refuses a tool that is neither guarded
-nor public.
+nor public. What the tools share (an engine, a backend's client) is declared with `@kit.resource`, built when
+the app starts and closed when it stops (server_kit.resources).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from mcp.server.context import ServerRequestContext
@@ -42,8 +43,12 @@ from server_kit.downstream import TokenExchanger
 from server_kit.errors import ConfigurationError, GuardError, UnguardedToolError
 from server_kit.guards import Guard, Public, access_of, tool_parameters
 from server_kit.observability import KitMetrics
+from server_kit.resources import ResourceSpec, match_provided, open_resources, resource_spec, tool_resources
 from server_kit.settings import RESOURCE_METADATA_PATH, KitSettings, env_prefix
 from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool, caller_of_request, denial
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["Kit"]
 
@@ -70,6 +75,7 @@ class Kit:
         self.instructions = instructions
         self.version = version
         self._tools: dict[str, ToolSpec] = {}
+        self._resources: dict[type, ResourceSpec] = {}
 
     def tool(
         self,
@@ -83,7 +89,8 @@ class Kit:
     ) -> Callable[[_F], _F]:
         """Declare a tool (the SDK's `MCPServer.tool` options). Stack `@guarded(...)` or `@public(...)` with it.
 
-        A parameter annotated `Caller` receives the verified caller and is not part of the input schema.
+        A parameter annotated `Caller` receives the verified caller, and one annotated with a type a
+        `@kit.resource` provides receives that resource; neither is part of the input schema.
         A `mutating` tool (one that changes something) runs only once the person confirms it through MCP
         elicitation, or the policy waives the confirmation for a client that cannot ask (server_kit.confirm).
         Its annotations say `readOnlyHint: false`; other tools' say `readOnlyHint: true` unless given.
@@ -111,6 +118,35 @@ class Kit:
 
         return decorate
 
+    def resource(self, factory: _F | None = None) -> _F:
+        """Declare a resource: built once when the app starts, closed when it stops, and injected into every tool
+        parameter typed with the class it provides (see server_kit.resources).
+
+            @kit.resource
+            def warehouse(settings: WarehouseSettings) -> Iterator[Warehouse]: ...
+
+        Raises:
+            GuardError: used with parentheses, on a non-function, with a return annotation that is not a class,
+                a type already provided, a parameter typed other than `KitSettings` or an earlier resource, or
+                declared after a tool that takes it (declare resources before the tools that use them).
+        """
+        if factory is None:
+            raise GuardError("use @kit.resource without parentheses")
+        spec = resource_spec(factory, self._resources)
+        early = [name for name, tool in self._tools.items() if tool_resources(tool.fn, [spec.provides])]
+        if early:
+            raise GuardError(
+                f"@kit.resource on {factory.__qualname__}: declare it before the tools that take a "
+                f"{spec.provides.__name__} ({', '.join(early)})"
+            )
+        self._resources[spec.provides] = spec
+        return factory
+
+    @property
+    def resources(self) -> dict[type, ResourceSpec]:
+        """Every declared resource, by the type it provides, in declaration (build) order."""
+        return dict(self._resources)
+
     @property
     def mutating_tools(self) -> frozenset[str]:
         """The names of the tools declared `mutating=True`."""
@@ -133,23 +169,34 @@ class Kit:
         return {name: access for name, access in self.tools.items() if access is not None}
 
     def create_app(
-        self, settings: KitSettings | None = None, *, authz_http: httpx.AsyncClient | None = None
+        self,
+        settings: KitSettings | None = None,
+        *,
+        authz_http: httpx.AsyncClient | None = None,
+        resources: Iterable[object] = (),
     ) -> Starlette:
-        """Build the ASGI app: authentication, per-tool authorization, metrics, health and metadata.
+        """Build the ASGI app: authentication, per-tool authorization, metrics, health and metadata. Its lifespan
+        builds the resources the tools use (and closes them when it ends); a factory's error stops the start.
 
         Args:
             settings: defaults to `KitSettings.from_env(self.name)`.
             authz_http: the HTTP client for the AuthZEN API (tests pass one over an in-process app).
+            resources: ready instances of declared resource types, used instead of their factories and never
+                closed by the app (tests hand in their backends this way).
 
         Raises:
             UnguardedToolError: a tool is neither guarded nor public (the server refuses to start).
             GuardError: a tool's signature does not fit its guard.
-            ConfigurationError: invalid settings, or settings of another server.
+            ConfigurationError: invalid settings, settings of another server, or an instance in `resources`
+                of no declared resource type.
         """
         settings = settings or KitSettings.from_env(self.name)
         if settings.server != self.name:
             raise ConfigurationError(f"settings are for server {settings.server!r}, not {self.name!r}")
         access = self.check()
+        provided = match_provided(self._resources, resources)
+        types = tuple(self._resources)
+        used = {kind for spec in self._tools.values() for kind in tool_resources(spec.fn, types).values()}
         if self.mutating_tools and settings.environment == "production" and not settings.request_state_keys:
             raise ConfigurationError(
                 f"{env_prefix(self.name)}REQUEST_STATE_KEYS is required in production: the confirmation of a "
@@ -183,7 +230,7 @@ class Kit:
         )
         for tool_name, spec in self._tools.items():
             server.add_tool(
-                build_tool(spec, access[tool_name], runtime),
+                build_tool(spec, access[tool_name], runtime, types),
                 name=tool_name,
                 title=spec.title,
                 description=spec.description or spec.fn.__doc__ or "",
@@ -235,9 +282,13 @@ class Kit:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             following = asyncio.create_task(revocations.run())
             try:
-                await revocations.wait_loaded(_FIRST_REVOCATIONS_SECONDS)  # else serve: tokens get 503 until loaded
-                async with server.session_manager.run():
-                    yield
+                async with (
+                    open_resources(self._resources, settings, used=used, provided=provided) as values,
+                    runtime.resources.opened(values),
+                ):
+                    await revocations.wait_loaded(_FIRST_REVOCATIONS_SECONDS)  # else serve: 503 until loaded
+                    async with server.session_manager.run():
+                        yield
             finally:
                 following.cancel()
                 with suppress(asyncio.CancelledError):
@@ -261,6 +312,7 @@ class Kit:
 
         Raises:
             UnguardedToolError, GuardError, ConfigurationError: as `create_app`, before anything listens.
+            Exception: whatever a resource factory raises, before anything listens.
         """
         import uvicorn
 
@@ -269,7 +321,22 @@ class Kit:
         settings = settings or KitSettings.from_env(self.name)
         configure_logging(settings.log_level)
         app = self.create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="off"
+        )
+        with suppress(KeyboardInterrupt):
+            asyncio.run(_serve(app, uvicorn.Server(config)))
+
+
+async def _serve(app: Starlette, server: uvicorn.Server) -> None:
+    """Run the app's lifespan around uvicorn rather than inside it, so a resource that cannot be built raises out
+    of `Kit.serve` (the runner's one-line refusal) instead of a logged traceback. Signals are caught around the
+    lifespan too: uvicorn re-raises them when it stops serving, which would end the process before the resources
+    are closed.
+    """
+    with server.capture_signals():
+        async with app.router.lifespan_context(app):
+            await server.serve()
 
 
 def _request_state_security(settings: KitSettings) -> RequestStateSecurity:

@@ -2,12 +2,13 @@
 
     def main(argv: list[str] | None = None) -> int:
         return run_server(kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings,
-                          prepare=load_backend_settings, refused=(BackendError,))
+                          refused=(BackendError,))
 
 `--host`/`--port` win over `KIT_<NAME>_HOST`/`KIT_<NAME>_PORT`, which win over the server's default port
-(its `load_settings` applies it: `KitSettings.behind_gateway(name, default_port=...)`). `prepare` checks
-the server's own (backend) settings before anything listens. A refused setting, from the kit or from `prepare`
-(its errors listed in `refused`), ends the process with exit code 2 and one line on stderr, never a trace.
+(its `load_settings` applies it: `KitSettings.behind_gateway(name, default_port=...)`). The server's resources
+(`@kit.resource`: its backend's settings and clients) are built before anything listens. A refused setting,
+from the kit or from a resource factory (its errors listed in `refused`), ends the process with exit code 2 and
+one line on stderr, never a trace.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ def run_server(
     *,
     default_port: int,
     load_settings: Callable[..., KitSettings],
-    prepare: Callable[[], object] | None = None,
     refused: tuple[type[BaseException], ...] = (),
 ) -> int:
     """Parse the options, check the settings, serve until stopped; the process's exit code."""
@@ -47,8 +47,6 @@ def run_server(
     }
     errors: tuple[type[BaseException], ...] = (KitError, *refused)
     try:
-        if prepare is not None:
-            prepare()
         kit.serve(load_settings(**overrides))
     except errors as exc:
         print(f"servers.{kit.name}: {exc}", file=sys.stderr)

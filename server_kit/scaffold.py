@@ -1,6 +1,7 @@
 """`portcullis server new NAME`: a new server package that passes its own tests and `server validate` as made.
 
-It holds one guarded sample tool, its `server.json` (the registry entry, with the governance extension the
+It holds one guarded sample tool and the backend it reads (a `@kit.resource`: built at start, closed at stop,
+handed in by the tests), its `server.json` (the registry entry, with the governance extension the
 policies read), `policy_cases.yaml` (how the policies must decide its tools) and tests that run it behind real
 token verification and the real policies (`server_kit.testing.KitHarness`). The package is written to a
 temporary folder beside its destination and moved into place in one rename: a failure leaves nothing behind.
@@ -145,20 +146,48 @@ guarded tool runs, lists only the tools the caller may call, and logs and measur
 Each tool is `@guarded(...)` (the policy decides every call; name in `arguments` what the policy must read) or
 `@public(reason=...)`. A tool that changes something is declared `@kit.tool(mutating=True)`: the person confirms
 it first. Declare every tool in server.json too, with `read_only: false` for mutating ones.
+
+What the tools share (a client of your backend, its settings) is a `@kit.resource`: built once when the server
+starts, closed when it stops, and handed to every tool parameter of its type (tests hand in their own).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from server_kit import Caller, Kit, guarded
 
 kit = Kit("{name}", instructions="Replace with what this server offers and when to use it.")
 
 
+class Answers:
+    """The sample tool's backend: replace it with a client of yours."""
+
+    def __init__(self, known: dict[str, str] | None = None) -> None:
+        self.known = dict(known or {{}})
+
+    def lookup(self, topic: str) -> str:
+        return self.known.get(topic, f"Nothing is known about {{topic!r}} yet.")
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, files)."""
+
+
+@kit.resource
+def answers() -> Iterator[Answers]:
+    """The backend, opened when the server starts (read its settings here, once) and closed when it stops."""
+    backend = Answers()
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 @kit.tool()
 @guarded(arguments=["topic"])
-def lookup(caller: Caller, topic: str) -> dict[str, str]:
+def lookup(caller: Caller, answers: Answers, topic: str) -> dict[str, str]:
     """Look up a topic (a sample tool: replace it with a call to your backend)."""
-    return {{"topic": topic, "answer": f"Nothing is known about {{topic!r}} yet.", "asked_by": caller.user}}
+    return {{"topic": topic, "answer": answers.lookup(topic), "asked_by": caller.user}}
 '''
 
 _CASES = """# How the policies must decide this server's tools: `portcullis server validate` runs these cases
@@ -193,7 +222,7 @@ import pytest
 
 from server_kit.testing import KitHarness
 
-from ..server import kit
+from ..server import Answers, kit
 
 SERVER_JSON = Path(__file__).resolve().parents[1] / "server.json"
 GROUPS = ["{owner}"]
@@ -223,6 +252,14 @@ def test_a_person_through_an_admitted_client_may_look_up_a_topic(harness: KitHar
         "answer": "Nothing is known about 'tides' yet.",
         "asked_by": "alice",
     }}
+
+
+def test_the_tool_answers_from_the_backend_the_test_hands_in(harness: KitHarness) -> None:
+    backend = harness.with_resources(Answers({{"tides": "Twice a day."}}))
+    token = backend.token("alice", groups=GROUPS, business_groups=BUSINESS_GROUPS)
+    result = backend.call(token, "lookup", {{"topic": "tides"}})
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None and result.structured_content["answer"] == "Twice a day."
 
 
 def test_a_client_application_the_server_does_not_admit_is_denied_with_its_reason(harness: KitHarness) -> None:

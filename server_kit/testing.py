@@ -13,15 +13,23 @@ holds this server as its `server.json` describes it (approved), and hands out to
             result = harness.call(token, "forecast", {"city": "Lisbon"})
             assert not result.is_error
 
+A server with resources (`@kit.resource`) builds them from its settings at each client's start, as it would in
+production; a test hands in its own instead (a settings object, a backend, a fake), per harness or for a few
+calls:
+
+    with KitHarness(kit, server_json, resources=[WarehouseSettings(url=local_url)]) as harness:
+        broken = harness.with_resources(WarehouseSettings(url="http://127.0.0.1:9"))
+
 The policies are found in `policy_dir`, else `$PORTCULLIS_POLICY_DIR`, else the nearest `policies/` folder
 holding `common.polar` above the current directory (the repository's, when tests run from its root).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -69,12 +77,27 @@ def find_policy_dir(start: Path | None = None) -> Path:
 class KitHarness:
     """A kit server in-process behind real token verification and real policy decisions (a context manager)."""
 
-    def __init__(self, kit: Kit, server_json: Path, *, policy_dir: Path | None = None, **settings: Any):
+    def __init__(
+        self,
+        kit: Kit,
+        server_json: Path,
+        *,
+        policy_dir: Path | None = None,
+        resources: Iterable[object] = (),
+        **settings: Any,
+    ):
+        """Describe the harness; entering it starts the decision point and checks the server starts.
+
+        Args:
+            resources: ready instances of the server's resource types, used instead of its factories.
+            settings: `KitSettings` fields to set (the harness sets the issuer, the keys and the AuthZEN API).
+        """
         from server_kit.project import ServerProject
 
         self.kit = kit
         self._server = ServerProject(server_json.parent).validated()
         self._policy_dir = policy_dir or find_policy_dir()
+        self._resources = list(resources)
         self._settings = settings
         self._stack = ExitStack()
         self._entered = False
@@ -120,7 +143,7 @@ class KitHarness:
                 **self._settings,
             }
             self._kit_settings = KitSettings(server=self.kit.name, **values)
-            self.kit.create_app(self._kit_settings)  # refuses now what the server would refuse at start-up
+            self._check_start()
             self._entered = True
         except BaseException:
             self._stack.close()
@@ -131,6 +154,33 @@ class KitHarness:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stack.close()
+
+    def _check_start(self) -> None:
+        """Refuse now what the server would refuse at start-up: its settings, its tools, its resources."""
+        app = self.kit.create_app(self._kit_settings, resources=self._resources)
+
+        async def start_and_stop() -> None:
+            async with app.router.lifespan_context(app):
+                pass
+
+        anyio.run(start_and_stop)
+
+    def with_resources(self, *resources: object) -> KitHarness:
+        """This running harness (the same keys, policies and decision point) serving the server with `resources`
+        instead of the instances it was given for those types; the original stays as it was.
+
+        Raises:
+            KitError: the harness is not entered.
+            Exception: whatever the server's start refuses with these resources (a factory's error).
+        """
+        if not self._entered:
+            raise KitError("use KitHarness as a context manager")
+        replaced = {type(instance) for instance in resources}
+        derived = copy.copy(self)
+        derived._resources = [item for item in self._resources if type(item) not in replaced] + list(resources)
+        derived._stack = ExitStack()  # the original owns the decision point: closing the copy closes nothing
+        derived._check_start()
+        return derived
 
     def token(
         self,
@@ -166,7 +216,7 @@ class KitHarness:
             raise KitError("use KitHarness as a context manager")
         # A fresh app per client: the SDK's session manager runs once per app.
         authz_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self._authz_app), base_url=_ISSUER)
-        app = self.kit.create_app(self._kit_settings, authz_http=authz_http)
+        app = self.kit.create_app(self._kit_settings, authz_http=authz_http, resources=self._resources)
         headers = {"Authorization": f"Bearer {token}"}
         http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=_BASE, headers=headers)
         async with authz_http, app.router.lifespan_context(app), http:

@@ -1,10 +1,10 @@
 """How a kit tool runs: the wrapper registered with the SDK, and the filter that trims `tools/list`.
 
-The wrapper takes the tool's own signature minus its `Caller` parameters (so they stay out of the input
-schema), plus the SDK's `Context` when the tool did not ask for it. On each call it finds the verified caller
-the bearer middleware left in the request's ASGI scope, asks the policy when the tool is guarded (raising
-`AccessDenied`, which the SDK turns into an `isError` result with the reason), injects the caller, runs the
-tool, and records metrics and one JSON log line.
+The wrapper takes the tool's own signature minus its `Caller` and resource parameters (so they stay out of the
+input schema), plus the SDK's `Context` when the tool did not ask for it. On each call it finds the verified
+caller the bearer middleware left in the request's ASGI scope, asks the policy when the tool is guarded (raising
+`AccessDenied`, which the SDK turns into an `isError` result with the reason), injects the caller and the open
+resources (server_kit.resources), runs the tool, and records metrics and one JSON log line.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -40,6 +40,7 @@ from server_kit.confirm import (
 from server_kit.errors import AccessDenied, GuardError, NotConfirmed
 from server_kit.guards import Guard, Public
 from server_kit.observability import KitMetrics, bound_log_fields
+from server_kit.resources import OpenResources, resource_type
 
 __all__ = ["Runtime", "ToolListFilter", "ToolSpec", "build_tool", "caller_of_request"]
 
@@ -86,11 +87,12 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class Runtime:
-    """What running tools needs: the server's name, its authorizer and its metrics."""
+    """What running tools needs: the server's name, its authorizer, its metrics and its open resources."""
 
     server: str
     authorizer: Authorizer
     metrics: KitMetrics
+    resources: OpenResources = field(default_factory=OpenResources)
 
 
 def caller_of_request(request: Any) -> Caller | None:
@@ -118,12 +120,13 @@ def denial(reason: str, decision_id: str = "") -> AccessDenied:
 class _Plan:
     signature: inspect.Signature
     caller_parameters: tuple[str, ...]
+    resource_parameters: tuple[tuple[str, type], ...]  # (name, resource type)
     context_parameter: str
     tool_wants_context: bool
     arguments: tuple[str, ...]  # the tool's own arguments (its input schema)
 
 
-def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
+def _plan(spec: ToolSpec, access: Guard | Public, resource_types: Iterable[type]) -> _Plan:
     try:
         signature = inspect.signature(spec.fn, eval_str=True)
     except (NameError, TypeError) as exc:
@@ -131,13 +134,18 @@ def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
     callers = tuple(name for name, p in signature.parameters.items() if p.annotation is Caller)
     if len(callers) > 1:
         raise GuardError(f"tool {spec.name!r} declares more than one Caller parameter: {', '.join(callers)}")
+    types = tuple(resource_types)
+    resources = tuple(
+        (name, kind) for name, p in signature.parameters.items() if (kind := resource_type(p.annotation, types))
+    )
+    injected = {*callers, *(name for name, _ in resources)}
     context = find_context_parameter(spec.fn)
     if isinstance(access, Guard):
-        reserved = {*callers, *([context] if context else [])}
+        reserved = {*injected, *([context] if context else [])}
         clash = [name for name in (*access.arguments, *access.property_arguments) if name in reserved]
         if clash:
             raise GuardError(f"tool {spec.name!r}: the guard reads {', '.join(clash)}, which is not a tool argument")
-    parameters = [p for p in signature.parameters.values() if p.name not in callers]
+    parameters = [p for p in signature.parameters.values() if p.name not in injected]
     arguments = tuple(p.name for p in parameters if p.name != context)
     reserved_names = [name for name in (_CONTEXT_PARAMETER, _CONFIRMATION_PARAMETER) if name in signature.parameters]
     if reserved_names:
@@ -149,6 +157,7 @@ def _plan(spec: ToolSpec, access: Guard | Public) -> _Plan:
     return _Plan(
         signature.replace(parameters=parameters),
         callers,
+        resources,
         context or _CONTEXT_PARAMETER,
         context is not None,
         arguments,
@@ -237,14 +246,17 @@ def _confirmation_resolver(
     return confirm
 
 
-def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Callable[..., Awaitable[Any]]:
-    """The function registered with the SDK for `spec`.
+def build_tool(
+    spec: ToolSpec, access: Guard | Public, runtime: Runtime, resource_types: Iterable[type] = ()
+) -> Callable[..., Awaitable[Any]]:
+    """The function registered with the SDK for `spec`; parameters typed with one of `resource_types` receive
+    the open resource.
 
     Raises:
         GuardError: the tool's annotations cannot be resolved, it declares two `Caller` parameters, its guard
             reads a parameter that is not a tool argument, or it uses a reserved parameter name.
     """
-    plan = _plan(spec, access)
+    plan = _plan(spec, access, resource_types)
     guard = access if isinstance(access, Guard) else None
     is_async = inspect.iscoroutinefunction(spec.fn)
     runtime.metrics.tool_registered(spec.name)
@@ -269,6 +281,8 @@ def build_tool(spec: ToolSpec, access: Guard | Public, runtime: Runtime) -> Call
                     raise _refuse(runtime, spec, log, started, exc) from None
             for name in plan.caller_parameters:
                 kwargs[name] = caller
+            for name, kind in plan.resource_parameters:
+                kwargs[name] = runtime.resources.get(kind)
             try:
                 if is_async:
                     result = await spec.fn(**kwargs)

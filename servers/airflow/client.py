@@ -105,7 +105,7 @@ class TokenCache:
 
 
 class AirflowApi:
-    """One tool call's connection to Airflow (an async context manager)."""
+    """A connection to Airflow, shared by concurrent calls (an async context manager: closed when it ends)."""
 
     def __init__(
         self, settings: AirflowSettings, tokens: TokenCache, *, transport: httpx.AsyncBaseTransport | None = None
@@ -114,6 +114,11 @@ class AirflowApi:
         self._tokens = tokens
         self._url = settings.api_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self._url, timeout=settings.timeout_seconds, transport=transport)
+
+    @property
+    def settings(self) -> AirflowSettings:
+        """Where Airflow is and how the server logs in (the password stays a `SecretStr`)."""
+        return self._settings
 
     async def __aenter__(self) -> AirflowApi:
         return self

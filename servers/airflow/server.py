@@ -6,18 +6,18 @@ it first) and, before it acts, asks the policy `operate` on the DAG, labelled `d
 `owners` as Airflow lists them: only an owner (by user id or group) may operate it (reason `not_dag_owner`).
 Airflow is called as the server's service account; runs it triggers carry a note naming the person.
 
-Settings: the kit's `KIT_AIRFLOW_*`; Airflow's `PORTCULLIS_AIRFLOW_*` (`AirflowSettings`).
+Settings: the kit's `KIT_AIRFLOW_*`; Airflow's `PORTCULLIS_AIRFLOW_*` (`AirflowSettings`), read once when the
+server starts. One connection to Airflow (`AirflowApi`, with the service account's token) serves every call; it
+is opened when the server starts and closed when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import Field, ValidationError
 
 from server_kit import Caller, Dataset, Kit, KitSettings, guarded
@@ -26,7 +26,15 @@ from servers.airflow.diagnosis import diagnose, parse_entries, render
 from servers.airflow.errors import AirflowError, InvalidArgument
 from servers.airflow.settings import AirflowSettings
 
-__all__ = ["DEFAULT_PORT", "OPERATE_ACTION", "AirflowBackend", "configure", "kit", "load_settings"]
+__all__ = [
+    "DEFAULT_PORT",
+    "OPERATE_ACTION",
+    "airflow_api",
+    "airflow_settings",
+    "airflow_tokens",
+    "kit",
+    "load_settings",
+]
 
 DEFAULT_PORT = 8303
 OPERATE_ACTION = "operate"
@@ -48,40 +56,31 @@ kit = Kit(
 )
 
 
-@dataclass
-class AirflowBackend:
-    """The Airflow the tools talk to: its settings and the service account's token, shared by all calls."""
+@kit.resource
+def airflow_settings() -> AirflowSettings:
+    """Where Airflow is, read once from `PORTCULLIS_AIRFLOW_*` when the server starts.
 
-    settings: AirflowSettings
-    tokens: TokenCache = field(default_factory=TokenCache)
-    transport: httpx.AsyncBaseTransport | None = None
-
-    def api(self) -> AirflowApi:
-        """A connection for one tool call (use it as `async with`)."""
-        return AirflowApi(self.settings, self.tokens, transport=self.transport)
-
-
-_backend: AirflowBackend | None = None
-_backend_lock = threading.Lock()
+    Raises:
+        AirflowError: a setting is invalid (named, with why).
+    """
+    try:
+        return AirflowSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise AirflowError(f"invalid PORTCULLIS_AIRFLOW_* settings: {problems}") from None
 
 
-def configure(backend: AirflowBackend | None) -> None:
-    """Use `backend` for the tools (None: build one from `PORTCULLIS_AIRFLOW_*` at the next call)."""
-    global _backend
-    with _backend_lock:
-        _backend = backend
+@kit.resource
+def airflow_tokens() -> TokenCache:
+    """The service account's token, shared by every call (fetched at the first call that needs one)."""
+    return TokenCache()
 
 
-def _current() -> AirflowBackend:
-    global _backend
-    with _backend_lock:
-        if _backend is None:
-            try:
-                _backend = AirflowBackend(AirflowSettings())
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-                raise AirflowError(f"invalid PORTCULLIS_AIRFLOW_* settings: {problems}") from None
-        return _backend
+@kit.resource
+async def airflow_api(settings: AirflowSettings, tokens: TokenCache) -> AsyncIterator[AirflowApi]:
+    """The server's connection to Airflow, shared by every call, closed when the server stops."""
+    async with AirflowApi(settings, tokens) as api:
+        yield api
 
 
 # -- tools: reads ------------------------------------------------------------------------------------------------
@@ -90,6 +89,7 @@ def _current() -> AirflowBackend:
 @kit.tool()
 @guarded()
 async def list_dags(
+    api: AirflowApi,
     tag: str | None = None,
     dag_id_pattern: str | None = None,
     limit: Annotated[int, Field(ge=1, le=200)] = 50,
@@ -98,17 +98,16 @@ async def list_dags(
 
     Filter by one tag and/or a DAG id pattern (SQL LIKE, e.g. `ads_%`).
     """
-    async with _current().api() as api:
-        page = await api.dags(limit=limit, tags=[tag] if tag else [], pattern=dag_id_pattern)
-        dags = [dag for dag in page.get("dags", []) if isinstance(dag, dict)]
-        gate = asyncio.Semaphore(_LAST_RUN_CONCURRENCY)
+    page = await api.dags(limit=limit, tags=[tag] if tag else [], pattern=dag_id_pattern)
+    dags = [dag for dag in page.get("dags", []) if isinstance(dag, dict)]
+    gate = asyncio.Semaphore(_LAST_RUN_CONCURRENCY)
 
-        async def last_run(dag_id: str) -> dict[str, Any] | None:
-            async with gate:
-                runs = (await api.dag_runs(dag_id, limit=1)).get("dag_runs", [])
-            return _run_summary(runs[0]) if runs else None
+    async def last_run(dag_id: str) -> dict[str, Any] | None:
+        async with gate:
+            runs = (await api.dag_runs(dag_id, limit=1)).get("dag_runs", [])
+        return _run_summary(runs[0]) if runs else None
 
-        last = await asyncio.gather(*(last_run(str(dag["dag_id"])) for dag in dags))
+    last = await asyncio.gather(*(last_run(str(dag["dag_id"])) for dag in dags))
     return {
         "total": page.get("total_entries", len(dags)),
         "dags": [_dag_summary(dag, run) for dag, run in zip(dags, last, strict=True)],
@@ -118,27 +117,26 @@ async def list_dags(
 @kit.tool()
 @guarded()
 async def list_dag_runs(
+    api: AirflowApi,
     dag_id: str,
     state: Literal["queued", "running", "success", "failed"] | None = None,
     limit: Annotated[int, Field(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """The latest runs of a DAG, newest first (optionally only those in one state)."""
     _check_key(dag_id, "dag_id")
-    async with _current().api() as api:
-        page = await api.dag_runs(dag_id, limit=limit, state=state)
+    page = await api.dag_runs(dag_id, limit=limit, state=state)
     runs = [_run_summary(run) for run in page.get("dag_runs", []) if isinstance(run, dict)]
     return {"dag_id": dag_id, "total": page.get("total_entries", len(runs)), "runs": runs}
 
 
 @kit.tool()
 @guarded()
-async def list_task_instances(dag_id: str, run_id: str) -> dict[str, Any]:
+async def list_task_instances(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
     """The task instances of one DAG run: state, try number, start, end and duration of each task."""
     _check_key(dag_id, "dag_id")
     _check_run_id(run_id)
-    async with _current().api() as api:
-        run = await api.dag_run(dag_id, run_id)
-        page = await api.task_instances(dag_id, run_id)
+    run = await api.dag_run(dag_id, run_id)
+    page = await api.task_instances(dag_id, run_id)
     tasks = [_task_summary(ti) for ti in page.get("task_instances", []) if isinstance(ti, dict)]
     return {"dag_id": dag_id, "run_id": run_id, "run_state": run.get("state"), "tasks": tasks}
 
@@ -146,6 +144,7 @@ async def list_task_instances(dag_id: str, run_id: str) -> dict[str, Any]:
 @kit.tool()
 @guarded()
 async def get_task_logs(
+    api: AirflowApi,
     dag_id: str,
     run_id: str,
     task_id: str,
@@ -159,17 +158,16 @@ async def get_task_logs(
     _check_key(dag_id, "dag_id")
     _check_run_id(run_id)
     _check_key(task_id, "task_id")
-    async with _current().api() as api:
-        ti = await api.task_instance(dag_id, run_id, task_id, map_index)
-        tries = int(ti.get("try_number") or 0)
-        state = str(ti.get("state") or "none")
-        title = f"{dag_id} / {run_id} / {task_id}" + (f" [{map_index}]" if map_index >= 0 else "")
-        if tries == 0:
-            return f"{title}: state {state}; the task has not run yet, so it has no log."
-        chosen = try_number or tries
-        if chosen > tries:
-            raise InvalidArgument(f"task {task_id!r} has {tries} tr{'y' if tries == 1 else 'ies'}; ask for 1..{tries}")
-        content = await api.task_log(dag_id, run_id, task_id, chosen, map_index)
+    ti = await api.task_instance(dag_id, run_id, task_id, map_index)
+    tries = int(ti.get("try_number") or 0)
+    state = str(ti.get("state") or "none")
+    title = f"{dag_id} / {run_id} / {task_id}" + (f" [{map_index}]" if map_index >= 0 else "")
+    if tries == 0:
+        return f"{title}: state {state}; the task has not run yet, so it has no log."
+    chosen = try_number or tries
+    if chosen > tries:
+        raise InvalidArgument(f"task {task_id!r} has {tries} tr{'y' if tries == 1 else 'ies'}; ask for 1..{tries}")
+    content = await api.task_log(dag_id, run_id, task_id, chosen, map_index)
     outcome = state if chosen == tries else "an earlier try (it did not end the task)"
     header = f"{title}, try {chosen} of {tries}: {outcome}"
     diagnosis = diagnose(parse_entries(content), tail_lines=tail_lines)
@@ -183,16 +181,15 @@ async def get_task_logs(
 @kit.tool(mutating=True)
 @guarded(arguments=["dag_id"])
 async def trigger_dag_run(
-    caller: Caller, dag_id: str, conf: dict[str, Any] | None = None, note: str = ""
+    caller: Caller, api: AirflowApi, dag_id: str, conf: dict[str, Any] | None = None, note: str = ""
 ) -> dict[str, Any]:
     """Trigger a run of a DAG now, with an optional `conf` (JSON object) and note. Only the DAG's owners may."""
     _check_key(dag_id, "dag_id")
     if len(note) > _MAX_NOTE:
         raise InvalidArgument(f"note is {len(note)} characters; at most {_MAX_NOTE}")
-    async with _current().api() as api:
-        dag = await _require_operator(caller, api, dag_id)
-        signed = f"Triggered by {caller.user} through Portcullis" + (f": {note}" if note else "")
-        run = await api.trigger(dag_id, conf=conf or {}, note=signed)
+    dag = await _require_operator(caller, api, dag_id)
+    signed = f"Triggered by {caller.user} through Portcullis" + (f": {note}" if note else "")
+    run = await api.trigger(dag_id, conf=conf or {}, note=signed)
     result = {"dag_id": dag_id, **_run_summary(run)}
     if dag.get("is_paused"):
         result["warning"] = "the DAG is paused: this run stays queued until it is unpaused"
@@ -201,23 +198,22 @@ async def trigger_dag_run(
 
 @kit.tool(mutating=True)
 @guarded(arguments=["dag_id"])
-async def pause_dag(caller: Caller, dag_id: str) -> dict[str, Any]:
+async def pause_dag(caller: Caller, api: AirflowApi, dag_id: str) -> dict[str, Any]:
     """Pause a DAG: no new runs are scheduled or started until it is unpaused. Only the DAG's owners may."""
-    return await _set_paused(caller, dag_id, paused=True)
+    return await _set_paused(caller, api, dag_id, paused=True)
 
 
 @kit.tool(mutating=True)
 @guarded(arguments=["dag_id"])
-async def unpause_dag(caller: Caller, dag_id: str) -> dict[str, Any]:
+async def unpause_dag(caller: Caller, api: AirflowApi, dag_id: str) -> dict[str, Any]:
     """Unpause a DAG: its schedule and queued runs resume. Only the DAG's owners may."""
-    return await _set_paused(caller, dag_id, paused=False)
+    return await _set_paused(caller, api, dag_id, paused=False)
 
 
-async def _set_paused(caller: Caller, dag_id: str, *, paused: bool) -> dict[str, Any]:
+async def _set_paused(caller: Caller, api: AirflowApi, dag_id: str, *, paused: bool) -> dict[str, Any]:
     _check_key(dag_id, "dag_id")
-    async with _current().api() as api:
-        dag = await _require_operator(caller, api, dag_id)
-        updated = await api.set_paused(dag_id, paused)
+    dag = await _require_operator(caller, api, dag_id)
+    updated = await api.set_paused(dag_id, paused)
     return {"dag_id": dag_id, "paused": bool(updated.get("is_paused")), "was_paused": bool(dag.get("is_paused"))}
 
 
@@ -232,7 +228,7 @@ async def _require_operator(caller: Caller, api: AirflowApi, dag_id: str) -> dic
     owners = [str(owner) for owner in dag.get("owners") or []]
     dataset = Dataset(
         f"dag/{dag_id}",
-        business_group=_current().settings.business_group,
+        business_group=api.settings.business_group,
         sensitivity="internal",
         properties={"owners": owners},
     )

@@ -10,7 +10,6 @@ import sys
 
 from server_kit.runner import run_server
 from servers.spark.errors import SparkError
-from servers.spark.history import load_history_settings
 from servers.spark.server import DEFAULT_PORT, kit, load_settings
 
 
@@ -20,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         default_port=DEFAULT_PORT,
         load_settings=load_settings,
-        prepare=load_history_settings,
         refused=(SparkError,),
     )
 

@@ -4,23 +4,23 @@ Every tool is guarded (the policy decides per call) and only reads. An applicati
 its jobs and stages, never from its exit code: a driver that swallows a failed job exits 0.
 
 Settings: `KIT_SPARK_*` (server_kit/README.md) for the kit; `PORTCULLIS_SPARK_HISTORY_URL` and
-`PORTCULLIS_SPARK_TIMEOUT_SECONDS` for the History Server (servers/spark/history.py), read when a tool runs,
-so the process's environment decides where the backend is.
+`PORTCULLIS_SPARK_TIMEOUT_SECONDS` for the History Server (servers/spark/history.py), read once when the server
+starts. One client of the History Server serves every call; it is closed when the server stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 from server_kit import Kit, KitSettings, guarded
 from servers.spark.diagnosis import QUANTILES, Evidence, diagnose, stages_to_inspect
 from servers.spark.errors import InvalidRequest
-from servers.spark.history import Application, HistoryClient, load_history_settings
+from servers.spark.history import Application, HistoryClient, HistorySettings, load_history_settings
 from servers.spark.views import application_row, application_summary, executor_view, failures_view, number
 
-__all__ = ["DEFAULT_PORT", "kit", "load_settings"]
+__all__ = ["DEFAULT_PORT", "history_client", "history_settings", "kit", "load_settings"]
 
 DEFAULT_PORT = 8302
 MAX_APPLICATIONS = 100
@@ -40,8 +40,21 @@ kit = Kit(
 )
 
 
-def _client() -> HistoryClient:
-    return HistoryClient(load_history_settings())
+@kit.resource
+def history_settings() -> HistorySettings:
+    """Where the History Server is, read once from `PORTCULLIS_SPARK_*` when the server starts.
+
+    Raises:
+        HistoryServerError: a setting is malformed (named, with why).
+    """
+    return load_history_settings()
+
+
+@kit.resource
+async def history_client(settings: HistorySettings) -> AsyncIterator[HistoryClient]:
+    """The History Server's client, shared by every call and closed when the server stops."""
+    async with HistoryClient(settings) as client:
+        yield client
 
 
 async def _gather(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
@@ -57,25 +70,23 @@ async def _gather(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
 
 @kit.tool()
 @guarded()
-async def list_applications(limit: int = 20) -> list[dict[str, Any]]:
+async def list_applications(client: HistoryClient, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent Spark applications, newest first: id, name, status (judged from their jobs: failed,
     succeeded or incomplete), user, start, end and duration."""
     if not 1 <= limit <= MAX_APPLICATIONS:
         raise InvalidRequest(f"limit must be between 1 and {MAX_APPLICATIONS}, not {limit}")
-    async with _client() as client:
-        applications = await client.applications(limit)
-        jobs = await _gather(client.jobs(app) for app in applications)
+    applications = await client.applications(limit)
+    jobs = await _gather(client.jobs(app) for app in applications)
     return [application_row(app.document, app_jobs) for app, app_jobs in zip(applications, jobs, strict=True)]
 
 
 @kit.tool()
 @guarded()
-async def get_application(app_id: str) -> dict[str, Any]:
+async def get_application(client: HistoryClient, app_id: str) -> dict[str, Any]:
     """One application at a glance: status (judged from its jobs), duration, jobs and stages succeeded and
     failed, tasks, executors and data read, shuffled and spilled."""
-    async with _client() as client:
-        app = await client.application(app_id)
-        jobs, stages, executors = await asyncio.gather(client.jobs(app), client.stages(app), client.executors(app))
+    app = await client.application(app_id)
+    jobs, stages, executors = await asyncio.gather(client.jobs(app), client.stages(app), client.executors(app))
     return application_summary(app.document, jobs, stages, executors)
 
 
@@ -88,25 +99,23 @@ async def _failed_tasks(
 
 @kit.tool()
 @guarded()
-async def get_failures(app_id: str) -> dict[str, Any]:
+async def get_failures(client: HistoryClient, app_id: str) -> dict[str, Any]:
     """The failed jobs and stages of an application with their failure reasons, and the errors of its failed
     tasks (up to 20 per stage; stack frames left out), each flagged when it says memory ran out."""
-    async with _client() as client:
-        app = await client.application(app_id)
-        jobs, stages = await asyncio.gather(client.jobs(app), client.stages(app))
-        with_failures, _ = stages_to_inspect(stages)
-        failed_tasks = await _failed_tasks(client, app, with_failures)
+    app = await client.application(app_id)
+    jobs, stages = await asyncio.gather(client.jobs(app), client.stages(app))
+    with_failures, _ = stages_to_inspect(stages)
+    failed_tasks = await _failed_tasks(client, app, with_failures)
     return {"application": app.id, "name": app.document.get("name"), **failures_view(jobs, stages, failed_tasks)}
 
 
 @kit.tool()
 @guarded()
-async def get_executors(app_id: str) -> dict[str, Any]:
+async def get_executors(client: HistoryClient, app_id: str) -> dict[str, Any]:
     """The executors of an application (the driver and removed ones included): memory, cores, tasks, failed
     tasks and GC time, with the spill its stages reported."""
-    async with _client() as client:
-        app = await client.application(app_id)
-        executors, stages = await asyncio.gather(client.executors(app), client.stages(app))
+    app = await client.application(app_id)
+    executors, stages = await asyncio.gather(client.executors(app), client.stages(app))
     spilled = [stage for stage in stages if number(stage, "diskBytesSpilled") or number(stage, "memoryBytesSpilled")]
     return {
         "application": app.id,
@@ -121,15 +130,14 @@ async def get_executors(app_id: str) -> dict[str, Any]:
 
 @kit.tool()
 @guarded()
-async def diagnose_application(app_id: str) -> dict[str, Any]:
+async def diagnose_application(client: HistoryClient, app_id: str) -> dict[str, Any]:
     """Why an application failed or ran slowly, in plain words: failed jobs, stages and tasks with their
     errors, out-of-memory errors, data skew between tasks, spill to disk and long garbage collection."""
-    async with _client() as client:
-        app = await client.application(app_id)
-        jobs, stages, executors = await asyncio.gather(client.jobs(app), client.stages(app), client.executors(app))
-        with_failures, heavy = stages_to_inspect(stages)
-        failed_tasks = await _failed_tasks(client, app, with_failures)
-        summaries = await _gather(client.task_summary(app, stage, attempt, QUANTILES) for stage, attempt in heavy)
+    app = await client.application(app_id)
+    jobs, stages, executors = await asyncio.gather(client.jobs(app), client.stages(app), client.executors(app))
+    with_failures, heavy = stages_to_inspect(stages)
+    failed_tasks = await _failed_tasks(client, app, with_failures)
+    summaries = await _gather(client.task_summary(app, stage, attempt, QUANTILES) for stage, attempt in heavy)
     evidence = Evidence(
         application=app.document,
         jobs=jobs,

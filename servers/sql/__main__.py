@@ -11,17 +11,11 @@ import sys
 
 from server_kit.runner import run_server
 from servers.sql.errors import SqlError
-from servers.sql.server import DEFAULT_PORT, SqlService, SqlSettings, configure, kit, load_settings
-
-
-def _open_engine() -> None:
-    configure(SqlService.from_settings(SqlSettings()))
+from servers.sql.server import DEFAULT_PORT, kit, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_server(
-        kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings, prepare=_open_engine, refused=(SqlError,)
-    )
+    return run_server(kit, argv, default_port=DEFAULT_PORT, load_settings=load_settings, refused=(SqlError,))
 
 
 if __name__ == "__main__":

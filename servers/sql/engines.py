@@ -70,6 +70,10 @@ class Engine(Protocol):
         """Run one read-only statement for `user`."""
         ...
 
+    def close(self) -> None:
+        """Release what the engine holds (the server is stopping)."""
+        ...
+
 
 class _MetadataCache:
     """The table schemas, re-read at most once a minute (tables are added rarely; a query never waits long)."""
@@ -292,6 +296,9 @@ class TrinoEngine:
 
     def table_schemas(self) -> TableSchemas:
         return self._metadata.get()
+
+    def close(self) -> None:
+        """Nothing to release: each query and metadata read opens its own connection."""
 
     def _read_metadata(self) -> TableSchemas:
         rows: list[Sequence[Any]] = []

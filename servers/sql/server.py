@@ -6,7 +6,8 @@ policies/data.polar) in one batch, labelled by the `datasets` of the server's re
 then runs the query with its tables qualified exactly as they were decided, with a row limit and a time limit it
 enforces itself.
 
-Settings: the kit's `KIT_SQL_*`; the engine's `PORTCULLIS_SQL_*` (`SqlSettings`).
+Settings: the kit's `KIT_SQL_*`; the engine's `PORTCULLIS_SQL_*` (`SqlSettings`), read once when the server
+starts, which opens the engine then (the `sql_settings` and `sql_service` resources) and closes it when it stops.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from __future__ import annotations
 import datetime
 import decimal
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server_kit import AccessDenied, Caller, Kit, KitSettings, guarded
+from server_kit import AccessDenied, Caller, ConfigurationError, Kit, KitSettings, guarded
 from server_kit.data import READ_ACTION
 from servers.sql.engines import DuckDBEngine, Engine, ResultSet, TrinoEngine, schema_rows
 from servers.sql.errors import SqlBusy, SqlRejected
@@ -51,10 +52,11 @@ __all__ = [
     "DEFAULT_THREADS",
     "SqlService",
     "SqlSettings",
-    "configure",
     "kit",
     "load_settings",
     "render_table",
+    "sql_service",
+    "sql_settings",
 ]
 
 DEFAULT_PORT = 8301
@@ -127,8 +129,6 @@ class SqlService:
             ConfigurationError: the labels file is unreadable, or Trino is chosen without a host and catalogs.
             EngineUnavailable: the local database does not exist.
         """
-        from server_kit import ConfigurationError
-
         labels = Labels.load(settings.server_json)
         engine: Engine
         if settings.engine == "trino":
@@ -205,28 +205,39 @@ class SqlService:
 
         return await anyio.to_thread.run_sync(blocking)
 
-
-_service: SqlService | None = None
-_service_lock = threading.Lock()
-
-
-def configure(service: SqlService | None) -> None:
-    """Use `service` for the tools (None: build one from `PORTCULLIS_SQL_*` at the next call)."""
-    global _service
-    with _service_lock:
-        _service = service
+    def close(self) -> None:
+        """Close the engine (its worker processes, for DuckDB)."""
+        self.engine.close()
 
 
-def _current() -> SqlService:
-    global _service
-    with _service_lock:
-        if _service is None:
-            _service = SqlService.from_settings(SqlSettings())
-        return _service
+@kit.resource
+def sql_settings() -> SqlSettings:
+    """The engine's settings, read once from `PORTCULLIS_SQL_*` when the server starts.
+
+    Raises:
+        ConfigurationError: a setting is invalid (named, with why).
+    """
+    try:
+        return SqlSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PORTCULLIS_SQL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid SQL engine settings: {problems}") from None
 
 
-async def _service_now() -> SqlService:
-    return await anyio.to_thread.run_sync(_current)
+@kit.resource
+def sql_service(settings: SqlSettings) -> Iterator[SqlService]:
+    """The engine the settings name, opened when the server starts and closed when it stops.
+
+    Raises:
+        ConfigurationError, EngineUnavailable: as `SqlService.from_settings`.
+    """
+    service = SqlService.from_settings(settings)
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 async def _require_tables(caller: Caller, service: SqlService, tables: Sequence[str]) -> None:
@@ -265,25 +276,24 @@ async def _readable_tables(caller: Caller, service: SqlService) -> list[tuple[st
 
 @kit.tool()
 @guarded()
-async def list_catalogs(caller: Caller) -> list[str]:
+async def list_catalogs(caller: Caller, service: SqlService) -> list[str]:
     """The catalogs that hold at least one table you may read."""
-    return sorted({catalog for catalog, _, _ in await _readable_tables(caller, await _service_now())})
+    return sorted({catalog for catalog, _, _ in await _readable_tables(caller, service)})
 
 
 @kit.tool()
 @guarded()
-async def list_schemas(caller: Caller, catalog: str | None = None) -> list[str]:
+async def list_schemas(caller: Caller, service: SqlService, catalog: str | None = None) -> list[str]:
     """The schemas (`catalog.schema`) that hold at least one table you may read, optionally of one catalog."""
-    tables = await _readable_tables(caller, await _service_now())
+    tables = await _readable_tables(caller, service)
     return sorted({f"{c}.{s}" for c, s, _ in tables if catalog is None or c == catalog})
 
 
 @kit.tool()
 @guarded()
-async def list_tables(caller: Caller, schema: str | None = None) -> list[dict[str, str]]:
+async def list_tables(caller: Caller, service: SqlService, schema: str | None = None) -> list[dict[str, str]]:
     """The tables you may read, with their business group and sensitivity; `schema` is `schema` or
     `catalog.schema`."""
-    service = await _service_now()
     wanted = tuple(schema.lower().split(".")) if schema else ()
     found = []
     for catalog, name_of_schema, table in await _readable_tables(caller, service):
@@ -298,9 +308,8 @@ async def list_tables(caller: Caller, schema: str | None = None) -> list[dict[st
 
 @kit.tool()
 @guarded()
-async def describe_table(caller: Caller, table: str) -> dict[str, Any]:
+async def describe_table(caller: Caller, service: SqlService, table: str) -> dict[str, Any]:
     """The columns and types of a table (`table`, `schema.table` or `catalog.schema.table`) and its labels."""
-    service = await _service_now()
     name = service.table_name(table)
     await _require_tables(caller, service, [name])
     return _description(service, name)
@@ -322,12 +331,12 @@ def _description(service: SqlService, name: str) -> dict[str, Any]:
 @guarded()
 async def run_query(
     caller: Caller,
+    service: SqlService,
     sql: str,
     max_rows: Annotated[int, Field(ge=1, le=100_000)] = DEFAULT_ROWS,
 ) -> str:
     """Run one read-only statement (Trino SQL: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and return the rows as a
     table. At most `max_rows` rows are returned (capped by the server); long queries are cancelled."""
-    service = await _service_now()
     async with service.slot():
         return await _run_statement(caller, service, sql, max_rows)
 
@@ -359,9 +368,8 @@ async def _run_statement(caller: Caller, service: SqlService, sql: str, max_rows
 
 @kit.tool()
 @guarded()
-async def explain_query(caller: Caller, sql: str) -> str:
+async def explain_query(caller: Caller, service: SqlService, sql: str) -> str:
     """The engine's plan for a read-only query (without running it), after the same checks as `run_query`."""
-    service = await _service_now()
     async with service.slot():
         statement = await service.analyze(sql)
         if isinstance(statement, Query):
@@ -383,12 +391,12 @@ async def _explain(caller: Caller, service: SqlService, statement: Explain) -> s
 @guarded()
 async def get_revenue_metrics(
     caller: Caller,
+    service: SqlService,
     start_date: datetime.date | None = None,
     end_date: datetime.date | None = None,
     region: str | None = None,
 ) -> list[dict[str, Any]]:
     """Daily ad revenue, impressions and clicks by region (ads data; for the ads-eng group)."""
-    service = await _service_now()
     await _require_tables(caller, service, [REVENUE_TABLE])
     conditions = ["TRUE"]
     if start_date:

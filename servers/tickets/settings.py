@@ -1,4 +1,4 @@
-"""Which tracker the tickets server talks to: `PORTCULLIS_TICKETS_*`, read once per use.
+"""Which tracker the tickets server talks to: `PORTCULLIS_TICKETS_*`, read once when the server starts.
 
 | variable | default | meaning |
 |---|---|---|

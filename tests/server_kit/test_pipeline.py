@@ -36,7 +36,7 @@ def test_a_fresh_scaffold_passes_its_own_tests(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")]
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
 
 
 def test_a_fresh_scaffold_passes_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from server_kit.testing import KitHarness
-from servers.airflow.server import AirflowBackend, configure, kit
+from servers.airflow.server import kit
 from servers.airflow.settings import AirflowSettings
 from tests.conftest import Backend
 
@@ -28,18 +28,6 @@ def settings_of(backend: Backend) -> AirflowSettings:
 
 @pytest.fixture(scope="session")
 def harness(airflow: Backend) -> Iterator[KitHarness]:
-    with KitHarness(kit, SERVER_JSON) as running:
+    """The server in-process, its tools talking to the session's Airflow."""
+    with KitHarness(kit, SERVER_JSON, resources=[settings_of(airflow)]) as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def backend(request: pytest.FixtureRequest) -> Iterator[AirflowBackend | None]:
-    """Tools talk to the session's Airflow (tests that need no backend get none); reset afterwards."""
-    if "airflow" not in request.fixturenames and "harness" not in request.fixturenames:
-        yield None
-        return
-    running: Backend = request.getfixturevalue("airflow")
-    chosen = AirflowBackend(settings_of(running))
-    configure(chosen)
-    yield chosen
-    configure(None)

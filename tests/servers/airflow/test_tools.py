@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from portcullis.testing import free_port
 from server_kit.testing import KitHarness
-from servers.airflow.server import AirflowBackend, configure
+from servers.airflow.client import TokenCache
 from servers.airflow.settings import AirflowSettings
 from tests.conftest import Backend
 from tests.servers.airflow.conftest import settings_of
@@ -178,8 +178,10 @@ def test_malformed_ids_are_refused_before_airflow_is_asked(harness: KitHarness) 
 
 def test_airflow_unreachable_is_a_clear_error_naming_the_url(harness: KitHarness) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    configure(AirflowBackend(AirflowSettings(api_url=url, password=SecretStr("anything"), timeout_seconds=2)))
-    result = call(harness, "alice", "list_dags")
+    unreachable = harness.with_resources(
+        AirflowSettings(api_url=url, password=SecretStr("anything"), timeout_seconds=2)
+    )
+    result = call(unreachable, "alice", "list_dags")
     assert result.is_error
     assert f"Airflow at {url} is unreachable" in text(result)
     assert "Traceback" not in text(result)
@@ -187,16 +189,16 @@ def test_airflow_unreachable_is_a_clear_error_naming_the_url(harness: KitHarness
 
 def test_a_wrong_service_account_password_is_a_clear_error(harness: KitHarness, airflow: Backend) -> None:
     settings = settings_of(airflow).model_copy(update={"password": SecretStr("wrong-password")})
-    configure(AirflowBackend(settings))
-    result = call(harness, "alice", "list_dags")
+    result = call(harness.with_resources(settings), "alice", "list_dags")
     assert result.is_error and "refused the service account 'portcullis'" in text(result)
     assert "wrong-password" not in text(result)
 
 
-def test_an_expired_or_rejected_token_is_replaced_once(harness: KitHarness, backend: AirflowBackend) -> None:
-    backend.tokens.store("not-a-valid-jwt")  # Airflow answers 401: the client logs in again and retries
-    assert data(call(harness, "alice", "list_dag_runs", dag_id=PLATFORM))["dag_id"] == PLATFORM
-    assert backend.tokens.current(0) not in ("", "not-a-valid-jwt")
+def test_an_expired_or_rejected_token_is_replaced_once(harness: KitHarness) -> None:
+    tokens = TokenCache()
+    tokens.store("not-a-valid-jwt")  # Airflow answers 401: the client logs in again and retries
+    assert data(call(harness.with_resources(tokens), "alice", "list_dag_runs", dag_id=PLATFORM))["dag_id"] == PLATFORM
+    assert tokens.current(0) not in ("", "not-a-valid-jwt")
 
 
 def test_every_tool_is_listed_to_a_person_who_may_reach_the_server(harness: KitHarness) -> None:

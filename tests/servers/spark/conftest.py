@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from server_kit.testing import KitHarness
+from servers.spark.history import HistorySettings
 from servers.spark.server import kit
 from tests.conftest import Backend
 
@@ -17,9 +18,7 @@ SERVER_JSON = Path(__file__).parents[3] / "servers" / "spark" / "server.json"
 
 @pytest.fixture(scope="session")
 def harness(history_server: Backend) -> Iterator[KitHarness]:
-    """The kit server in-process, pointed at the History Server (the environment is restored afterwards)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in history_server.environment.items():
-            patch.setenv(name, value)
-        with KitHarness(kit, SERVER_JSON) as running:
-            yield running
+    """The kit server in-process, pointed at the History Server."""
+    settings = HistorySettings(history_url=history_server.environment["PORTCULLIS_SPARK_HISTORY_URL"])
+    with KitHarness(kit, SERVER_JSON, resources=[settings]) as running:
+        yield running

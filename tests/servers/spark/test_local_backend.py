@@ -65,7 +65,12 @@ def test_start_without_setup_says_to_run_setup(tmp_path: Path) -> None:
 
 
 def test_the_server_refuses_to_start_with_a_malformed_history_url() -> None:
-    environment = {"PORTCULLIS_SPARK_HISTORY_URL": "not a url", "PATH": "/usr/bin:/bin"}
+    # The kit's own settings are checked first, then the resources' (the History Server's) as the app starts.
+    environment = {
+        "PORTCULLIS_SPARK_HISTORY_URL": "not a url",
+        "KIT_SPARK_AUTHZ_CREDENTIAL": "spark-test-service-credential-0123456789",
+        "PATH": "/usr/bin:/bin",
+    }
     command = [sys.executable, "-m", "servers.spark", "--port", str(free_port())]
     refused = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2

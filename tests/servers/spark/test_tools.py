@@ -10,6 +10,10 @@ import pytest
 
 from portcullis.testing import free_port
 from server_kit.testing import KitHarness
+from servers.spark.errors import HistoryServerError
+from servers.spark.history import HistorySettings
+from servers.spark.server import kit
+from tests.servers.spark.conftest import SERVER_JSON
 
 GROUPS = ["eng", "data-eng"]
 BUSINESS_GROUPS = ["data-platform"]
@@ -120,21 +124,17 @@ def test_a_limit_out_of_range_is_refused(harness: KitHarness) -> None:
     assert "limit must be between 1 and 100, not 0" in refused(harness, "list_applications", {"limit": 0})
 
 
-def test_an_unreachable_history_server_is_a_clear_tool_error_naming_its_url(
-    harness: KitHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreachable_history_server_is_a_clear_tool_error_naming_its_url(harness: KitHarness) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    monkeypatch.setenv("PORTCULLIS_SPARK_HISTORY_URL", url)
-    message = refused(harness, "list_applications", {})
+    message = refused(harness.with_resources(HistorySettings(history_url=url)), "list_applications", {})
     assert f"the Spark History Server at {url} is unreachable (ConnectError)" in message
 
 
-def test_a_misconfigured_history_url_is_a_clear_tool_error(
-    harness: KitHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PORTCULLIS_SPARK_HISTORY_URL", "history-server:18080")
-    message = refused(harness, "list_applications", {})
-    assert "the Spark server is misconfigured: PORTCULLIS_SPARK_HISTORY_URL" in message
+def test_a_misconfigured_history_url_refuses_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_SPARK_HISTORY_URL", "history-server:18080")  # read once, when the server starts
+    with pytest.raises(HistoryServerError, match="the Spark server is misconfigured: PORTCULLIS_SPARK_HISTORY_URL"):
+        with KitHarness(kit, SERVER_JSON):
+            pass
 
 
 def test_an_admitted_user_sees_every_tool(harness: KitHarness) -> None:

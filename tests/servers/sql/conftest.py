@@ -9,7 +9,7 @@ import pytest
 
 from server_kit.testing import KitHarness
 from servers.sql import local
-from servers.sql.server import SqlService, SqlSettings, configure, kit
+from servers.sql.server import SqlService, SqlSettings, kit
 
 SERVER_JSON = Path(__file__).parents[3] / "servers" / "sql" / "server.json"
 
@@ -24,12 +24,11 @@ def sql_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sql_service(sql_database: Path) -> Iterator[SqlService]:
     service = SqlService.from_settings(SqlSettings(database=sql_database, timeout_seconds=2.0, max_rows=100))
-    configure(service)
     yield service
-    configure(None)
+    service.close()
 
 
 @pytest.fixture(scope="session")
 def harness(sql_service: SqlService) -> Iterator[KitHarness]:
-    with KitHarness(kit, SERVER_JSON) as running:
+    with KitHarness(kit, SERVER_JSON, resources=[sql_service]) as running:
         yield running

@@ -11,7 +11,7 @@ import mcp_types as types
 import pytest
 
 from server_kit.testing import KitHarness
-from servers.sql.server import SqlService, configure
+from servers.sql.server import SqlService
 from tests.servers.sql.test_server import alice, bob, text
 
 # Passes every cap (1,500 unqualified columns over 63 sources): its analysis takes a few hundred ms, its run none.
@@ -139,24 +139,22 @@ def test_select_1_from_another_caller_completes_while_a_statement_is_in_analysis
 
 
 def test_a_caller_past_the_concurrency_limit_is_told_busy_at_once(harness: KitHarness, sql_service: SqlService) -> None:
-    one_slot = SqlService(sql_service.engine, sql_service.labels, 10, 2.0, max_concurrent_queries=1)
-    configure(one_slot)
-    try:
-        long_query = "select count(*) from calendar a, calendar b, calendar c, calendar d, calendar e"
-        running = threading.Thread(target=harness.call, args=(bob(harness), "run_query", {"sql": long_query}))
-        running.start()
-        deadline = time.monotonic() + 10
-        busy = None
-        while time.monotonic() < deadline:
-            result = harness.call(bob(harness), "run_query", {"sql": "select 1"})
-            if result.is_error:
-                busy = text(result)
-                break
-        running.join()
-        assert busy is not None and "the SQL server is busy" in busy and "try again" in busy
-        assert not harness.call(bob(harness), "run_query", {"sql": "select 1"}).is_error
-    finally:
-        configure(sql_service)
+    one_slot = harness.with_resources(
+        SqlService(sql_service.engine, sql_service.labels, 10, 2.0, max_concurrent_queries=1)
+    )
+    long_query = "select count(*) from calendar a, calendar b, calendar c, calendar d, calendar e"
+    running = threading.Thread(target=one_slot.call, args=(bob(one_slot), "run_query", {"sql": long_query}))
+    running.start()
+    deadline = time.monotonic() + 10
+    busy = None
+    while time.monotonic() < deadline:
+        result = one_slot.call(bob(one_slot), "run_query", {"sql": "select 1"})
+        if result.is_error:
+            busy = text(result)
+            break
+    running.join()
+    assert busy is not None and "the SQL server is busy" in busy and "try again" in busy
+    assert not one_slot.call(bob(one_slot), "run_query", {"sql": "select 1"}).is_error
 
 
 def test_a_query_that_builds_a_huge_value_fails_within_the_limits_and_the_server_goes_on(

@@ -9,7 +9,7 @@ import pytest
 
 from server_kit.testing import KitHarness
 from servers.sql.errors import EngineUnavailable
-from servers.sql.server import SqlService, SqlSettings, configure
+from servers.sql.server import SqlService, SqlSettings
 
 
 def alice(harness: KitHarness) -> str:
@@ -172,10 +172,7 @@ def test_the_engine_being_unavailable_is_a_clear_tool_error(harness: KitHarness,
         def run(self, *args: object, **kwargs: object) -> object:
             raise AssertionError("never reached")
 
-    configure(SqlService(Down(), sql_service.labels, 10, 1.0))  # type: ignore[arg-type]
-    try:
-        result = harness.call(bob(harness), "run_query", {"sql": "select 1"})
-    finally:
-        configure(sql_service)
+    down = harness.with_resources(SqlService(Down(), sql_service.labels, 10, 1.0))  # type: ignore[arg-type]
+    result = down.call(bob(down), "run_query", {"sql": "select 1"})
     assert result.is_error
     assert text(result).endswith(": Trino at trino.internal:443 is unreachable: connection refused")

@@ -14,9 +14,12 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp.client.context import ClientRequestContext
+from pydantic import SecretStr
 
 from portcullis.testing import free_port
 from server_kit.testing import KitHarness
+from servers.tickets.errors import BackendError
+from servers.tickets.settings import TicketsSettings
 from tests.conftest import Backend
 
 ALICE_GROUPS = ["eng", "ads-eng"]
@@ -69,14 +72,14 @@ def create(harness: KitHarness, summary: str, **extra: Any) -> dict[str, Any]:
     return ticket
 
 
-def test_a_ticket_is_filed_read_commented_moved_and_found(harness: KitHarness, redmine_env: Backend) -> None:
+def test_a_ticket_is_filed_read_commented_moved_and_found(harness: KitHarness, redmine: Backend) -> None:
     word = unique_word()
     created = create(harness, f"Pacing stalls {word}", description="Budget pacing drops to zero.", type="Bug")
     assert created["key"].startswith("ads-") and created["project"] == "ads"
     assert created["status"] == "New" and created["type"] == "Bug" and created["reporter"] == "Portcullis Bot"
     assert "Budget pacing drops to zero." in created["description"]
     assert "filed through Portcullis by alice" in created["description"]
-    assert created["url"] == f"http://127.0.0.1:{redmine_env.port}/issues/{created['key'].split('-')[-1]}"
+    assert created["url"] == f"http://127.0.0.1:{redmine.port}/issues/{created['key'].split('-')[-1]}"
 
     key = created["key"]
     number = key.rsplit("-", 1)[1]
@@ -101,20 +104,18 @@ def test_a_ticket_is_filed_read_commented_moved_and_found(harness: KitHarness, r
     ] == key
 
 
-def test_an_unknown_ticket_is_a_clear_tool_error(harness: KitHarness, redmine_env: Backend) -> None:
+def test_an_unknown_ticket_is_a_clear_tool_error(harness: KitHarness) -> None:
     result = harness.call(alice(harness), "get", {"key": "ads-987654"})
     assert error(result) == "no ticket ads-987654"
 
 
-def test_a_ticket_asked_for_under_another_project_is_not_found(harness: KitHarness, redmine_env: Backend) -> None:
+def test_a_ticket_asked_for_under_another_project_is_not_found(harness: KitHarness) -> None:
     number = create(harness, f"Wrong project {unique_word()}")["key"].rsplit("-", 1)[1]
     result = harness.call(alice(harness), "get", {"key": f"platform-{number}"})
     assert error(result) == f"no ticket platform-{number}"
 
 
-def test_a_move_the_workflow_does_not_allow_lists_the_allowed_statuses(
-    harness: KitHarness, redmine_env: Backend
-) -> None:
+def test_a_move_the_workflow_does_not_allow_lists_the_allowed_statuses(harness: KitHarness) -> None:
     key = create(harness, f"Cannot reject {unique_word()}")["key"]
     result = harness.call(alice(harness), "transition", {"key": key, "to_status": "Rejected"}, elicitation=Answer())
     assert error(result) == (
@@ -136,13 +137,13 @@ def test_a_move_the_workflow_does_not_allow_lists_the_allowed_statuses(
     ],
 )
 def test_bad_input_is_a_clear_tool_error(
-    harness: KitHarness, redmine_env: Backend, tool: str, arguments: dict[str, Any], message: str
+    harness: KitHarness, tool: str, arguments: dict[str, Any], message: str
 ) -> None:
     result = harness.call(alice(harness), tool, arguments, elicitation=Answer())
     assert error(result).startswith(message), text(result)
 
 
-def test_a_declined_confirmation_files_nothing(harness: KitHarness, redmine_env: Backend) -> None:
+def test_a_declined_confirmation_files_nothing(harness: KitHarness) -> None:
     word = unique_word()
     answer = Answer("decline")
     result = harness.call(alice(harness), "create", {"project": "ads", "summary": word}, elicitation=answer)
@@ -152,35 +153,34 @@ def test_a_declined_confirmation_files_nothing(harness: KitHarness, redmine_env:
 
 
 def test_an_unreachable_tracker_is_a_clear_error_naming_its_url(
-    harness: KitHarness, redmine_env: Backend, monkeypatch: pytest.MonkeyPatch
+    harness: KitHarness, tickets_settings: TicketsSettings
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("PORTCULLIS_TICKETS_REDMINE_URL", url)
-    result = harness.call(alice(harness), "search", {"query": "anything"})
+    unreachable = harness.with_resources(tickets_settings.model_copy(update={"redmine_url": url}))
+    result = unreachable.call(alice(unreachable), "search", {"query": "anything"})
     assert error(result).startswith(f"cannot reach Redmine at {url}:"), text(result)
 
 
 def test_a_refused_api_key_is_a_clear_error_that_does_not_echo_it(
-    harness: KitHarness, redmine_env: Backend, monkeypatch: pytest.MonkeyPatch
+    harness: KitHarness, tickets_settings: TicketsSettings
 ) -> None:
     wrong = "0" * 40
-    monkeypatch.setenv("PORTCULLIS_TICKETS_REDMINE_API_KEY", wrong)
-    result = harness.call(alice(harness), "get", {"key": "ads-1"})
+    refused = harness.with_resources(tickets_settings.model_copy(update={"redmine_api_key": SecretStr(wrong)}))
+    result = refused.call(alice(refused), "get", {"key": "ads-1"})
     assert result.is_error and "refused the API key (HTTP 401)" in text(result)
     assert wrong not in text(result)
 
 
-def test_a_missing_api_key_names_the_variable(
-    harness: KitHarness, redmine_env: Backend, monkeypatch: pytest.MonkeyPatch
+def test_a_missing_api_key_refuses_the_start_naming_the_variable(
+    harness: KitHarness, tickets_settings: TicketsSettings
 ) -> None:
-    monkeypatch.delenv("PORTCULLIS_TICKETS_REDMINE_API_KEY")
-    result = harness.call(alice(harness), "search", {})
-    assert error(result) == "the redmine backend is not configured: set PORTCULLIS_TICKETS_REDMINE_API_KEY"
+    without_key = tickets_settings.model_copy(update={"redmine_api_key": SecretStr("")})
+    with pytest.raises(BackendError) as refused:
+        harness.with_resources(without_key)
+    assert str(refused.value) == "the redmine backend is not configured: set PORTCULLIS_TICKETS_REDMINE_API_KEY"
 
 
-def test_a_client_the_server_does_not_admit_is_denied_before_the_tracker_is_asked(
-    harness: KitHarness, redmine_env: Backend
-) -> None:
+def test_a_client_the_server_does_not_admit_is_denied_before_the_tracker_is_asked(harness: KitHarness) -> None:
     token = harness.token("alice", groups=ALICE_GROUPS, business_groups=ALICE_BUSINESS_GROUPS, client_id="cursor")
     answer = Answer()
     for tool, arguments in (("get", {"key": "ads-1"}), ("create", {"project": "ads", "summary": "x"})):
