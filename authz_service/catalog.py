@@ -1,4 +1,5 @@
-"""Where the decision point reads the catalog from: the registry's snapshot, or a YAML file.
+"""Where the decision point reads the catalog from: the registry's snapshot, or a YAML file (whose servers may be
+built from server.json files).
 
 The catalog itself (its entries, `Catalog`, `CatalogError`) is the contract in `portcullis_contracts.catalog`;
 the sources stay here because only the decision point follows them this way (the gateway follows the snapshot
@@ -10,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import yaml
+from pydantic import ValidationError
 
 from portcullis_contracts.catalog import Catalog, CatalogError
 from portcullis_contracts.catalog_snapshot import catalog_from_snapshot, snapshot_url
+from portcullis_contracts.governance import GOVERNANCE_KEY, Governance, catalog_entry
+from portcullis_contracts.json_input import InvalidJson, parse_json
 
 __all__ = ["EMPTY_REVISION", "CatalogSource", "FileCatalogSource", "RegistryCatalogSource"]
 
@@ -43,28 +47,88 @@ class CatalogSource(Protocol):
 
 
 class FileCatalogSource:
-    """A catalog read from a YAML file; its revision is the hash of the file's content."""
+    """A catalog read from a YAML file; its revision is the hash of everything it was built from.
+
+    The file lists servers as catalog entries (`servers:`, for offline use), or names the server.json files to
+    build them from (`server_json:`, globs relative to the file): the policy test table reads the same
+    governance the registry is seeded with, so a server's facts live in one place. A change to any of those
+    files is a change of the catalog.
+    """
 
     def __init__(self, path: Path):
         self.path = path
+        self._included: list[Path] = []
 
     def load(self) -> Catalog:
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise CatalogError(f"cannot read catalog {self.path}: {exc.strerror}") from None
+        raw = self._read(self.path)
         try:
             document = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise CatalogError(f"catalog {self.path} is not valid YAML: {exc}") from None
-        return Catalog.from_document(document, revision=hashlib.sha256(raw).hexdigest()[:16])
+        if not isinstance(document, dict):
+            raise CatalogError(f"catalog {self.path} must be a mapping with `servers` or `server_json`")
+        digest = hashlib.sha256(raw)
+        servers = list(document.get("servers") or [])
+        included = self._included_files(document.get("server_json") or [])
+        for path in included:
+            content = self._read(path)
+            digest.update(content)
+            servers.append(_entry_of(path, content))
+        self._included = included
+        return Catalog.from_document({"servers": servers}, revision=digest.hexdigest()[:16])
+
+    def document(self) -> dict[str, list[dict[str, Any]]]:
+        """The catalog's entries as one document (`{"servers": [...]}`), with every server.json resolved.
+
+        Raises:
+            CatalogError: the catalog cannot be read or is invalid.
+        """
+        catalog = self.load()
+        return {"servers": [server.model_dump(mode="json") for server in catalog.servers.values()]}
 
     def watched_paths(self) -> list[Path]:
-        return [self.path]
+        return [self.path, *self._included]
 
     @property
     def poll_seconds(self) -> float | None:
         return None
+
+    def _included_files(self, patterns: object) -> list[Path]:
+        if not isinstance(patterns, list) or not all(isinstance(pattern, str) for pattern in patterns):
+            raise CatalogError(f"catalog {self.path}: `server_json` must be a list of glob patterns")
+        files: list[Path] = []
+        for pattern in patterns:
+            matched = sorted(path.resolve() for path in self.path.parent.glob(pattern))
+            if not matched:
+                raise CatalogError(f"catalog {self.path}: `server_json` pattern {pattern!r} matches no file")
+            files.extend(path for path in matched if path not in files)
+        return files
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from None
+
+
+def _entry_of(path: Path, content: bytes) -> dict[str, Any]:
+    """The catalog entry of one server.json: its governance, validated by the contract's model."""
+    try:
+        document = parse_json(content, max_depth=64)
+    except InvalidJson as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+    meta = document.get("_meta") if isinstance(document, dict) else None
+    raw = meta.get(GOVERNANCE_KEY) if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: no governance extension (_meta[{GOVERNANCE_KEY!r}])")
+    try:
+        governance = Governance.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
+        raise CatalogError(f"{path}: invalid governance: {problems}") from None
+    assert isinstance(document, dict)  # checked with the governance above
+    return catalog_entry(document, governance)
 
 
 EMPTY_REVISION = "none"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.keys import SigningKey
@@ -145,7 +146,7 @@ def edge_stack(workdir: Path, *, workers: int) -> Iterator[tuple[Gateway, Gatewa
     """authz_service and the two Envoys, (a) without and (b) with ext_authz; yields them and a valid token."""
     shutil.copytree(ROOT / "policies", workdir / "policies")
     catalog_file = workdir / "catalog.yaml"
-    shutil.copy(ROOT / "config" / "catalog.yaml", catalog_file)
+    catalog_file.write_text(yaml.safe_dump(FileCatalogSource(ROOT / "config" / "catalog.yaml").document()))
     http_port, grpc_port = free_port(), free_port_block(workers)
     key = SigningKey.generate()
     env = {

@@ -38,12 +38,13 @@ from authz_service.keys import KeyRing
 from bench.decision_bench import percentile
 from portcullis.processes import running
 from portcullis.testing import free_port, wait_http
+from portcullis_contracts.governance import GOVERNANCE_KEY
 from registry.db import make_engine, migrate
 from registry.models import ServerVersion, utcnow
 from registry.service import VISIBLE, _encode_cursor
 from registry.settings import DEFAULT_REVIEWS
 from registry.snapshot import build_snapshot
-from registry.validation import GOVERNANCE_KEY, validate_server_json
+from registry.validation import validate_server_json
 
 __all__ = ["Figures", "main", "measure", "seed"]
 

@@ -271,7 +271,7 @@ class LocalPlatform:
         registry_port = free_port()
         grpc_port = free_port_block(workers)
         ports = {"demo": demo_port, **(upstreams or {})}
-        catalog = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+        catalog = FileCatalogSource(ROOT / "config" / "catalog.yaml").document()  # built from the server.json files
         for server in catalog["servers"]:
             server["upstream"] = f"127.0.0.1:{ports.get(server['name']) or free_port()}"
         catalog_file = workdir / "catalog.yaml"

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import func, tuple_, update
 from sqlmodel import Session, col, select
 
+from portcullis_contracts.governance import GOVERNANCE_KEY
 from registry.authz import AuthzClient
 from registry.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from registry.identity import Caller
 from registry.lifecycle import TRANSITIONS, is_newer
 from registry.models import OFFICIAL_STATUS, CatalogState, Review, Server, ServerVersion, StatusEvent, utcnow
-from registry.validation import GOVERNANCE_KEY, ValidServer
+from registry.validation import ValidServer
 
 __all__ = [
     "ListQuery",

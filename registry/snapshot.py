@@ -19,9 +19,9 @@ from sqlmodel import Session, col
 
 from portcullis_contracts.catalog import ToolEntry
 from portcullis_contracts.catalog_snapshot import snapshot_document
+from portcullis_contracts.governance import GOVERNANCE_KEY
 from registry.models import Server, ServerVersion
 from registry.service import VISIBLE, catalog_revision
-from registry.validation import GOVERNANCE_KEY
 
 __all__ = ["Snapshot", "SnapshotCache", "SnapshotServer", "build_snapshot"]
 

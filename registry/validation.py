@@ -15,75 +15,20 @@ from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from portcullis_contracts.catalog import (
-    RESERVED_NAMES,
-    DatasetLabel,
-    Sensitivity,
-    ToolEntry,
-    check_unique_tools,
-    check_upstream,
-)
-from portcullis_contracts.urls import absolute_url_problem
+from portcullis_contracts.catalog import RESERVED_NAMES
+from portcullis_contracts.governance import GOVERNANCE_KEY, ROUTE_PATTERN, Governance, route_for
 from registry.errors import InvalidRequest, SchemaViolation
 
-__all__ = ["GOVERNANCE_KEY", "Governance", "ValidServer", "validate_server_json"]
+__all__ = ["ValidServer", "validate_server_json"]
 
-GOVERNANCE_KEY = "dev.portcullis/governance"
 _SCHEMAS = Path(__file__).parent / "schemas"
 _SCHEMA_FILES = ("server.schema.draft-145c2ec.json", "server.schema.2025-09-29.json")
 # Reverse-DNS namespace: at least two dot-separated labels (com.acme, com.acme.ads), then one slash and a name.
 _NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
-_ROUTE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _MAX_ERRORS = 50
 _VERSION_RANGE = re.compile(r"^[\^~<>=]|\.[x*](\.|$)|\s|\|\|")
-
-
-class Governance(BaseModel):
-    """Our extension under `_meta["dev.portcullis/governance"]`: what the policies decide on."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    owner_team: str = Field(min_length=1, max_length=100)
-    support_channel: str = Field(default="", max_length=200)
-    business_group: str = Field(default="", max_length=100)
-    sensitivity: Sensitivity = "internal"
-    allowed_clients: list[str] = Field(default_factory=list)
-    route: str | None = Field(default=None, description="gateway path segment; defaults to the name's last part")
-    upstream: str = Field(description="host:port of the server behind the gateway")
-    tools: list[ToolEntry] = Field(default_factory=list)
-    datasets: list[DatasetLabel] = Field(
-        default_factory=list, max_length=1000, description="labels of the data the server serves; first match wins"
-    )
-    downstream_resources: list[str] = Field(
-        default_factory=list,
-        max_length=100,
-        description="resources (canonical http(s) URIs) the server may exchange its callers' tokens for",
-    )
-
-    _host_port = field_validator("upstream")(classmethod(lambda cls, value: check_upstream(value)))
-    _unique_tools = field_validator("tools")(classmethod(lambda cls, tools: check_unique_tools(tools)))
-
-    @field_validator("downstream_resources")
-    @classmethod
-    def _downstream(cls, value: list[str]) -> list[str]:
-        # What the identity server lets this server exchange tokens for: only canonical absolute http(s) URIs,
-        # parsed by the same strict parser the identity server uses (no userinfo, fragment or spelling tricks).
-        for uri in value:
-            problem = absolute_url_problem(uri)
-            if problem is not None:
-                raise ValueError(f"downstream resource {uri[:200]!r}: {problem}")
-        if len({uri.rstrip("/") for uri in value}) != len(value):
-            raise ValueError("downstream_resources lists a resource twice")
-        return value
-
-    @field_validator("route")
-    @classmethod
-    def _route(cls, value: str | None) -> str | None:
-        if value is not None and not _ROUTE.match(value):
-            raise ValueError("route must be lowercase letters, digits, '_', '.', '-' (max 63)")
-        return value
 
 
 @dataclass(frozen=True)
@@ -125,11 +70,6 @@ def _schema_errors(document: Any) -> list[dict[str, str]]:
     return reports[0]
 
 
-def route_for(name: str) -> str:
-    """The default gateway route of a server name: its part after the slash, lowercased."""
-    return name.rpartition("/")[2].lower()
-
-
 def validate_server_json(document: Any) -> ValidServer:
     """Check a parsed server.json completely.
 
@@ -168,7 +108,7 @@ def validate_server_json(document: Any) -> ValidServer:
         raise SchemaViolation(f"server.json is invalid ({len(errors)} error(s))", errors)
     assert isinstance(name, str)
     route = governance.route or route_for(name)
-    if not _ROUTE.match(route):
+    if not ROUTE_PATTERN.match(route):
         raise SchemaViolation(
             "server.json is invalid (1 error(s))",
             [{"path": f"{base}.route", "message": f"derived route {route!r} is not a valid gateway path segment"}],

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from portcullis_contracts.governance import catalog_entry as contract_catalog_entry
 from registry.errors import RegistryError
 from registry.validation import ValidServer, validate_server_json
 from server_kit.errors import KitError
@@ -131,19 +132,6 @@ class ServerProject:
         return kit
 
 
-def catalog_entry(server: ValidServer, *, status: str = "approved", title: str = "") -> dict[str, Any]:
+def catalog_entry(server: ValidServer, *, status: str = "approved") -> dict[str, Any]:
     """The catalog entry the policies see for a server.json (what the registry's snapshot serves once approved)."""
-    governance = server.governance
-    return {
-        "name": server.route,
-        "title": title or str(server.document.get("title") or server.route),
-        "status": status,
-        "owner_team": governance.owner_team,
-        "sensitivity": governance.sensitivity,
-        "business_group": governance.business_group,
-        "allowed_clients": list(governance.allowed_clients),
-        "upstream": governance.upstream,
-        "tools": [tool.model_dump() for tool in governance.tools],
-        "datasets": [label.model_dump() for label in governance.datasets],
-        "downstream_resources": list(governance.downstream_resources),
-    }
+    return contract_catalog_entry(server.document, server.governance, status=status)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from authz_service.catalog import FileCatalogSource
 from tests.authz_service.identity_support import (
     GATEWAY,
     REGISTRY,
@@ -28,7 +29,7 @@ SQL = f"{GATEWAY}/servers/sql/mcp"
 
 def _catalog(tmp_path: Path, downstream: list[str] | None) -> Path:
     """config/catalog.yaml with the demo server declaring `downstream` (None: the field left out)."""
-    document = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+    document = FileCatalogSource(ROOT / "config" / "catalog.yaml").document()
     demo = next(entry for entry in document["servers"] if entry["name"] == "demo")
     demo.pop("downstream_resources", None)
     if downstream is not None:

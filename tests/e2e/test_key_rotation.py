@@ -93,7 +93,7 @@ def _until(condition: Callable[[], bool], timeout: float) -> bool:
 @contextmanager
 def _stack(workdir: Path, *, jwks_cache_seconds: int) -> Iterator[Stack]:
     demo_port, http_port, grpc_port, gateway_port, admin_port = (free_port() for _ in range(5))
-    catalog = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+    catalog = FileCatalogSource(ROOT / "config" / "catalog.yaml").document()
     for server in catalog["servers"]:
         server["upstream"] = f"127.0.0.1:{demo_port if server['name'] == 'demo' else free_port()}"
     catalog_file = workdir / "catalog.yaml"

@@ -99,7 +99,7 @@ def test_each_server_has_its_metadata_routes_just_before_its_own_route() -> None
     assert names == [
         "demo/resource-metadata", "demo/resource-metadata-root", "demo",
         "finance-reports/resource-metadata", "finance-reports/resource-metadata-root", "finance-reports",
-        *(f"{name}/{suffix}" if suffix else name for name in ("sql", "spark", "tickets", "airflow")
+        *(f"{name}/{suffix}" if suffix else name for name in ("airflow", "spark", "sql", "tickets")
           for suffix in ("resource-metadata", "resource-metadata-root", "")),
         "resource-metadata", "not-found",
     ]  # fmt: skip

@@ -19,6 +19,7 @@ from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
+from authz_service.catalog import FileCatalogSource
 from authz_service.http_app import create_app as create_authz_app
 from authz_service.keys import SigningKey
 from authz_service.runtime import Runtime
@@ -94,7 +95,7 @@ class AuthzenRecorder:
 
 def catalog_with_tools(tmp_path: Path, server: str, tools: list[dict[str, Any]]) -> Path:
     """config/catalog.yaml with more tools on one server, written under `tmp_path`."""
-    document = yaml.safe_load((ROOT / "config" / "catalog.yaml").read_text())
+    document = FileCatalogSource(ROOT / "config" / "catalog.yaml").document()
     entry = next(entry for entry in document["servers"] if entry["name"] == server)
     entry["tools"] = [*entry["tools"], *tools]
     path = tmp_path / "catalog.yaml"
