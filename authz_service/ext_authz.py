@@ -30,6 +30,7 @@ from google.rpc import code_pb2, status_pb2
 
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
 from authz_service.mcp_request import McpCall, McpRequestError, read_mcp_calls
+from portcullis_contracts.resource_metadata import challenge
 from portcullis_contracts.revocations import RevocationsUnavailable
 
 __all__ = [
@@ -273,16 +274,13 @@ def _unauthenticated(extensions: Any, reason: str, message: str, token_error: st
 
     `token_error` (the error description) is None when no token was presented: then no error code (RFC 6750 §3.1).
     """
-    params = [f'{key}="{_quoted(extensions[key])}"' for key in ("resource_metadata", "scope") if extensions.get(key)]
-    if token_error is not None:
-        params += ['error="invalid_token"', f'error_description="{_quoted(token_error)}"']
-    challenge = "Bearer " + ", ".join(params) if params else "Bearer"
-    return _denied(401, reason, message, None, None, challenge)
-
-
-def _quoted(value: str) -> str:
-    """`value` fit for an RFC 9110 quoted-string without escapes."""
-    return value.replace("\\", "").replace('"', "'")
+    www = challenge(
+        resource_metadata_url=extensions.get("resource_metadata", ""),
+        scope=extensions.get("scope", ""),
+        error="" if token_error is None else "invalid_token",
+        description=token_error or "",
+    )
+    return _denied(401, reason, message, None, None, www)
 
 
 def _denied(
@@ -291,7 +289,7 @@ def _denied(
     message: str,
     decision: Decision | None,
     request_id: Any,
-    challenge: str | None = None,
+    www_authenticate: str | None = None,
 ) -> ext.CheckResponse:
     data: dict[str, Any] = {"reason": reason}
     if decision is not None:
@@ -309,8 +307,8 @@ def _denied(
     headers = [_header("content-type", "application/json")]
     if decision is not None:
         headers.append(_header("x-portcullis-decision-id", decision.decision_id))
-    if challenge is not None:
-        headers.append(_header("www-authenticate", challenge))
+    if www_authenticate is not None:
+        headers.append(_header("www-authenticate", www_authenticate))
     grpc_code = code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED
     return ext.CheckResponse(
         status=status_pb2.Status(code=grpc_code, message=reason),

@@ -19,11 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
 from portcullis_contracts.catalog import Catalog
+from portcullis_contracts.resource_metadata import (
+    RESOURCE_METADATA_PATH,
+    SERVER_SCOPE,
+    canonical_uri,
+    protected_resource_metadata,
+    resource_metadata_url,
+)
 
 __all__ = [
     "AUTHZ_CLUSTER",
@@ -58,10 +65,6 @@ _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connectio
 EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 _JWT_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 _EXT_AUTHZ_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
-# The one scope a token needs for an MCP server behind the gateway (the audience names the server).
-SERVER_SCOPE = "mcp"
-# RFC 9728 §3: the well-known URI of protected-resource metadata, inserted before the resource's path.
-RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 # Where jwt_authn records why a presented token failed (`failed_status_in_metadata`); ext_authz reads it
 # (authz_service.ext_authz.JWT_FAILURE_KEY, the same string) to answer `error="invalid_token"`.
 JWT_FAILURE_KEY = "jwt_failure"
@@ -105,26 +108,9 @@ class GatewaySpec:
     ext_authz: bool = True
 
 
-def canonical_uri(public_url: str, server: str) -> str:
-    """The canonical URI of a server behind the gateway: its token audience (one audience per server)."""
-    return f"{public_url.rstrip('/')}/servers/{server}/mcp"
-
-
-def resource_metadata_url(resource: str) -> str:
-    """The URL of a resource's RFC 9728 metadata: the well-known path inserted between host and path (§3.1)."""
-    parts = urlsplit(resource)
-    return urlunsplit((parts.scheme, parts.netloc, RESOURCE_METADATA_PATH + parts.path.rstrip("/"), "", ""))
-
-
 def resource_metadata(route: RouteSpec, issuer: str) -> dict[str, Any]:
     """A server's RFC 9728 protected-resource metadata: its canonical URI as resource, the issuer, the scope."""
-    return {
-        "resource": route.audience,
-        "authorization_servers": [issuer],
-        "scopes_supported": [SERVER_SCOPE],
-        "bearer_methods_supported": ["header"],
-        "resource_name": route.name,
-    }
+    return protected_resource_metadata(resource=route.audience, issuer=issuer, scope=SERVER_SCOPE, name=route.name)
 
 
 def routes_from_catalog(catalog: Catalog, public_url: str) -> tuple[RouteSpec, ...]:

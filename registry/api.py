@@ -30,9 +30,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from gateway.config import canonical_uri
 from portcullis_contracts.http_input import BodyTooLarge, bearer_matches, read_limited
 from portcullis_contracts.json_input import InvalidJson, parse_json
+from portcullis_contracts.resource_metadata import canonical_uri, resource_metadata_url
 from registry import service
 from registry.authz import AuthzClient
 from registry.errors import InvalidRequest, NotFound, PayloadTooLarge, RegistryError, Unauthenticated
@@ -46,7 +46,6 @@ from registry.validation import validate_server_json
 __all__ = ["Registry", "build_router", "error_response"]
 
 EXTENSION = "/x/portcullis"
-_PRM_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728, path-inserted form
 # A server.json nests about eight levels; deeper input only feeds the recursive schema validator.
 _MAX_JSON_DEPTH = 64
 
@@ -427,7 +426,7 @@ def usable_servers(registry: Registry, caller: Caller, *, limit: int, cursor: st
                     "status": server.entry["status"],
                     "url": canonical_uri(gateway, route),
                     "transport": "streamable-http",
-                    "protected_resource_metadata": f"{gateway}{_PRM_PATH}/servers/{route}/mcp",
+                    "protected_resource_metadata": resource_metadata_url(canonical_uri(gateway, route)),
                     "tools": [
                         {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
                         for tool in tools

@@ -20,11 +20,12 @@ import anyio.to_thread
 import jwt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portcullis_contracts.resource_metadata import challenge
 from portcullis_contracts.revocations import RevocationsUnavailable
 from server_kit.caller import CALLER_SCOPE_KEY, Caller, CallerServices, caller_from_claims
 from server_kit.errors import IssuerUnavailable, Unauthenticated
 
-__all__ = ["BearerAuth", "TokenVerifier", "challenge", "protected_resource_metadata"]
+__all__ = ["BearerAuth", "TokenVerifier"]
 
 logger = logging.getLogger("portcullis.kit.auth")
 _ALGORITHMS = ["RS256", "ES256"]
@@ -34,34 +35,6 @@ _MAX_JTI_CHARS = 256
 _MAX_KID_CHARS = 128
 _UNKNOWN_KID_SECONDS = 10.0  # an unknown kid refetches the JWKS at most this often
 _MAX_REMEMBERED_KIDS = 1_000
-
-
-def protected_resource_metadata(*, resource: str, issuer: str, scope: str, name: str) -> dict[str, Any]:
-    """This server's RFC 9728 protected-resource metadata (the same document the gateway serves)."""
-    return {
-        "resource": resource,
-        "authorization_servers": [issuer],
-        "scopes_supported": [scope] if scope else [],
-        "bearer_methods_supported": ["header"],
-        "resource_name": name,
-    }
-
-
-def _quoted(value: str) -> str:
-    """`value` fit for an RFC 9110 quoted-string without escapes."""
-    return value.replace("\\", "").replace('"', "'")
-
-
-def challenge(*, resource_metadata_url: str, scope: str, error: str = "", description: str = "") -> str:
-    """The `WWW-Authenticate` value (RFC 6750 §3, RFC 9728 §5.1); no error code when no token was presented."""
-    params = [f'resource_metadata="{_quoted(resource_metadata_url)}"']
-    if scope:
-        params.append(f'scope="{_quoted(scope)}"')
-    if error:
-        params.append(f'error="{error}"')
-        if description:
-            params.append(f'error_description="{_quoted(description)}"')
-    return "Bearer " + ", ".join(params)
 
 
 _VERIFIED_RECHECK_SECONDS = 60.0
@@ -104,7 +77,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
         self._unknown: dict[str, float] = {}
         # Tokens already verified, until they expire (or a minute passes): a client sends the same token on every
-        # call, and parsing plus checking it again was about half of the kit's per-call cost (bench/kit_bench.py).
+        # call, and parsing plus checking it again was about half of the kit's per-call cost (bench/kit_bench).
         self._verified: dict[str, tuple[dict[str, Any], float]] = {}
 
     async def _key(self, token: str) -> jwt.PyJWK:

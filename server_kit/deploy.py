@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from portcullis_contracts.resource_metadata import canonical_uri
 from server_kit.errors import ConfigurationError
-from server_kit.settings import canonical_uri, env_prefix
+from server_kit.settings import env_prefix
 
 __all__ = ["DeploySpec", "compose_service", "gateway_route", "kubernetes_manifests", "render_yaml", "write_artifacts"]
 

@@ -35,8 +35,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from portcullis_contracts.resource_metadata import RESOURCE_METADATA_PATH, protected_resource_metadata
 from portcullis_contracts.revocations import RevocationFollower
-from server_kit.auth import BearerAuth, TokenVerifier, protected_resource_metadata
+from server_kit.auth import BearerAuth, TokenVerifier
 from server_kit.authz import Authorizer
 from server_kit.caller import CallerServices
 from server_kit.downstream import TokenExchanger
@@ -44,7 +45,7 @@ from server_kit.errors import ConfigurationError, GuardError, UnguardedToolError
 from server_kit.guards import Guard, Public, access_of, tool_parameters
 from server_kit.observability import KitMetrics
 from server_kit.resources import ResourceSpec, match_provided, open_resources, resource_spec, tool_resources
-from server_kit.settings import RESOURCE_METADATA_PATH, KitSettings, env_prefix
+from server_kit.settings import KitSettings, env_prefix
 from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool, caller_of_request, denial
 
 if TYPE_CHECKING:

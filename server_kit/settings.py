@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portcullis_contracts.resource_metadata import SERVER_SCOPE, canonical_uri, resource_metadata_url
 from server_kit.errors import ConfigurationError
 
 __all__ = [
@@ -28,11 +29,8 @@ __all__ = [
     "DEFAULT_ISSUER",
     "DEFAULT_PORT",
     "PLACEHOLDER_SECRETS",
-    "SERVER_SCOPE",
     "KitSettings",
-    "canonical_uri",
     "env_prefix",
-    "resource_metadata_url",
 ]
 
 DEFAULT_ISSUER = "http://127.0.0.1:8181"  # the embedded authorization server of `portcullis up`
@@ -45,27 +43,13 @@ DEFAULT_JWKS_CACHE_SECONDS = 300
 DEFAULT_LEEWAY_SECONDS = 30
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 DEFAULT_ALLOWED_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
-SERVER_SCOPE = "mcp"  # the scope every server's metadata advertises (gateway.config.SERVER_SCOPE)
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "password"})
-# RFC 9728 §3: the well-known URI of protected-resource metadata, inserted before the resource's path.
-RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def env_prefix(server: str) -> str:
     """The environment prefix of a server's settings: `KIT_<NAME>_`."""
     return f"KIT_{_NOT_ALNUM.sub('_', server).upper()}_"
-
-
-def canonical_uri(gateway_url: str, server: str) -> str:
-    """A server's canonical URI behind the gateway, its token audience (the rule of gateway.config)."""
-    return f"{gateway_url.rstrip('/')}/servers/{server}/mcp"
-
-
-def resource_metadata_url(resource: str) -> str:
-    """Where a resource's RFC 9728 metadata lives: the well-known path between host and path (§3.1)."""
-    parts = urlsplit(resource)
-    return urlunsplit((parts.scheme, parts.netloc, RESOURCE_METADATA_PATH + parts.path.rstrip("/"), "", ""))
 
 
 def _https_or_loopback(url: str) -> bool:

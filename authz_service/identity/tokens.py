@@ -22,6 +22,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authz_service.identity.store import IdentityStore, RefreshGrant
 from authz_service.identity.subject import Subject
 from portcullis_contracts.catalog import Catalog
+from portcullis_contracts.resource_metadata import canonical_uri
 from portcullis_contracts.urls import absolute_url_problem
 
 __all__ = ["InvalidTargetError", "Keys", "Resources", "TokenIssuer", "server_resource"]
@@ -42,8 +43,8 @@ class Keys(Protocol):
 
 
 def server_resource(gateway_url: str, server: str) -> str:
-    """The canonical URI of a server behind the gateway (the same rule as gateway.config.canonical_uri)."""
-    return f"{gateway_url.rstrip('/')}/servers/{server}/mcp"
+    """The canonical URI of a server behind the gateway (`portcullis_contracts.resource_metadata.canonical_uri`)."""
+    return canonical_uri(gateway_url, server)
 
 
 class Resources:
