@@ -18,7 +18,6 @@ Extensions (under `/v0.1/x/portcullis`):
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 
 from portcullis_contracts.http_input import BodyTooLarge, bearer_matches, read_limited
 from portcullis_contracts.json_input import InvalidJson, parse_json
-from portcullis_contracts.resource_metadata import canonical_uri, resource_metadata_url
 from registry import service
 from registry.authz import AuthzClient
 from registry.errors import InvalidRequest, NotFound, PayloadTooLarge, RegistryError, Unauthenticated
@@ -40,7 +38,7 @@ from registry.identity import Caller, TokenVerifier
 from registry.lifecycle import official_action
 from registry.models import LIFECYCLE
 from registry.settings import RegistrySettings
-from registry.snapshot import SnapshotCache, SnapshotServer
+from registry.snapshot import SnapshotCache
 from registry.validation import validate_server_json
 
 __all__ = ["Registry", "build_router", "error_response"]
@@ -307,7 +305,11 @@ def build_router(registry: Registry) -> APIRouter:
     def my_servers(request: Request) -> JSONResponse:
         caller = registry.caller(request)
         query = _query(request, settings)
-        return JSONResponse(usable_servers(registry, caller, limit=query.limit, cursor=query.cursor))
+        listing = service.usable_servers(
+            registry.snapshots.get(), caller=caller, authz=registry.authz, gateway_url=settings.gateway_url,
+            limit=query.limit, cursor=query.cursor,
+        )  # fmt: skip
+        return JSONResponse(listing)
 
     @router.get(f"{EXTENSION}/catalog")
     def catalog(request: Request) -> Response:
@@ -379,62 +381,3 @@ def _apply_official(
     )
     service.set_status_message(row, message)
     return True
-
-
-def usable_servers(registry: Registry, caller: Caller, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    """The routed servers this caller's client application may connect to, each with the tools it may call.
-
-    Walks the snapshot in route order, asking connect decisions a chunk at a time and tool decisions only
-    for servers the caller may reach (batched AuthZEN evaluations), until the page is full.
-    """
-    snapshot = registry.snapshots.get()
-    servers = snapshot.servers
-    position = bisect.bisect_right(snapshot.routes, cursor) if cursor else 0
-    page: list[dict[str, Any]] = []
-    gateway = registry.settings.gateway_url.rstrip("/")
-    while position < len(servers) and len(page) < limit:
-        wanted = limit - len(page)
-        chunk = servers[position : position + max(wanted + wanted // 2, 10)]
-        connect = registry.authz.evaluate_many(
-            caller, [("connect", {"type": "server", "id": s.entry["name"]}) for s in chunk]
-        )
-        # Only the reachable servers that fit on this page have their tools asked about.
-        reachable: list[SnapshotServer] = []
-        consumed = len(chunk)
-        for index, (server, verdict) in enumerate(zip(chunk, connect, strict=True)):
-            if verdict.allowed:
-                reachable.append(server)
-                if len(reachable) == wanted:
-                    consumed = index + 1
-                    break
-        tool_items = [
-            ("call", {"type": "tool", "id": tool["name"], "properties": {"server": s.entry["name"]}})
-            for s in reachable
-            for tool in s.entry["tools"]
-        ]
-        verdicts = iter(registry.authz.evaluate_many(caller, tool_items)) if tool_items else iter(())
-        for server in reachable:
-            tools = [tool for tool in server.entry["tools"] if next(verdicts).allowed]
-            route = str(server.entry["name"])
-            page.append(
-                {
-                    "name": server.registry_name,
-                    "route": route,
-                    "title": server.entry["title"],
-                    "description": server.description,
-                    "version": server.version,
-                    "status": server.entry["status"],
-                    "url": canonical_uri(gateway, route),
-                    "transport": "streamable-http",
-                    "protected_resource_metadata": resource_metadata_url(canonical_uri(gateway, route)),
-                    "tools": [
-                        {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
-                        for tool in tools
-                    ],
-                }
-            )
-        position += consumed
-    metadata: dict[str, Any] = {"count": len(page), "revision": snapshot.revision}
-    if position < len(servers) and page:
-        metadata["nextCursor"] = page[-1]["route"]
-    return {"servers": page, "metadata": metadata}

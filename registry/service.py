@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, tuple_, update
 from sqlmodel import Session, col, select
 
 from portcullis_contracts.governance import GOVERNANCE_KEY
+from portcullis_contracts.resource_metadata import canonical_uri, resource_metadata_url
 from registry.authz import AuthzClient
 from registry.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from registry.identity import Caller
 from registry.lifecycle import TRANSITIONS, is_newer
 from registry.models import OFFICIAL_STATUS, CatalogState, Review, Server, ServerVersion, StatusEvent, utcnow
 from registry.validation import ValidServer
+
+if TYPE_CHECKING:  # the snapshot is built from this module's queries
+    from registry.snapshot import Snapshot, SnapshotServer
 
 __all__ = [
     "ListQuery",
@@ -45,6 +50,7 @@ __all__ = [
     "sign_off",
     "to_response",
     "transition",
+    "usable_servers",
 ]
 
 VISIBLE = ("approved", "deprecated")
@@ -450,3 +456,61 @@ def set_status_message(row: ServerVersion, message: str | None) -> None:
 def pending_queue(session: Session) -> list[ServerVersion]:
     statement = select(ServerVersion).where(ServerVersion.lifecycle == "pending_review")
     return list(session.exec(statement.order_by(col(ServerVersion.published_at))))
+
+
+def usable_servers(
+    snapshot: Snapshot, *, caller: Caller, authz: AuthzClient, gateway_url: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """The routed servers this caller's client application may connect to, each with the tools it may call.
+
+    Walks the snapshot in route order, asking connect decisions a chunk at a time and tool decisions only
+    for servers the caller may reach (batched AuthZEN evaluations), until the page is full.
+    """
+    servers = snapshot.servers
+    position = bisect.bisect_right(snapshot.routes, cursor) if cursor else 0
+    page: list[dict[str, Any]] = []
+    gateway = gateway_url.rstrip("/")
+    while position < len(servers) and len(page) < limit:
+        wanted = limit - len(page)
+        chunk = servers[position : position + max(wanted + wanted // 2, 10)]
+        connect = authz.evaluate_many(caller, [("connect", {"type": "server", "id": s.entry["name"]}) for s in chunk])
+        # Only the reachable servers that fit on this page have their tools asked about.
+        reachable: list[SnapshotServer] = []
+        consumed = len(chunk)
+        for index, (server, verdict) in enumerate(zip(chunk, connect, strict=True)):
+            if verdict.allowed:
+                reachable.append(server)
+                if len(reachable) == wanted:
+                    consumed = index + 1
+                    break
+        tool_items = [
+            ("call", {"type": "tool", "id": tool["name"], "properties": {"server": s.entry["name"]}})
+            for s in reachable
+            for tool in s.entry["tools"]
+        ]
+        verdicts = iter(authz.evaluate_many(caller, tool_items)) if tool_items else iter(())
+        for server in reachable:
+            tools = [tool for tool in server.entry["tools"] if next(verdicts).allowed]
+            route = str(server.entry["name"])
+            page.append(
+                {
+                    "name": server.registry_name,
+                    "route": route,
+                    "title": server.entry["title"],
+                    "description": server.description,
+                    "version": server.version,
+                    "status": server.entry["status"],
+                    "url": canonical_uri(gateway, route),
+                    "transport": "streamable-http",
+                    "protected_resource_metadata": resource_metadata_url(canonical_uri(gateway, route)),
+                    "tools": [
+                        {k: tool[k] for k in ("name", "description", "read_only", "sensitivity") if k in tool}
+                        for tool in tools
+                    ],
+                }
+            )
+        position += consumed
+    metadata: dict[str, Any] = {"count": len(page), "revision": snapshot.revision}
+    if position < len(servers) and page:
+        metadata["nextCursor"] = page[-1]["route"]
+    return {"servers": page, "metadata": metadata}
