@@ -23,6 +23,7 @@ from authz_service.decision import Actor, Decider, Decision, DecisionRequest, Re
 from authz_service.settings import Settings
 from portcullis_contracts.http_input import BodyTooLarge, read_limited
 from portcullis_contracts.json_input import InvalidJson, parse_json
+from portcullis_contracts.problems import validation_problems
 
 __all__ = ["REGISTRY_OWNER", "AuthzenError", "authzen_configuration", "build_router", "may_ask"]
 
@@ -242,5 +243,5 @@ def _parse(model: type[EvaluationRequest] | type[EvaluationsRequest], body: Any)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:10])
+        problems = validation_problems(exc.errors(), limit=10, root="body")
         raise AuthzenError(400, f"invalid AuthZEN request: {problems}") from None

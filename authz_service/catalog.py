@@ -21,6 +21,7 @@ from portcullis_contracts.catalog import Catalog, CatalogError
 from portcullis_contracts.catalog_snapshot import catalog_from_snapshot, snapshot_url
 from portcullis_contracts.governance import GOVERNANCE_KEY, Governance, catalog_entry
 from portcullis_contracts.json_input import InvalidJson, parse_json
+from portcullis_contracts.problems import validation_problems
 
 __all__ = ["EMPTY_REVISION", "CatalogSource", "FileCatalogSource", "RegistryCatalogSource"]
 
@@ -125,7 +126,7 @@ def _entry_of(path: Path, content: bytes) -> dict[str, Any]:
     try:
         governance = Governance.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
+        problems = validation_problems(exc.errors(), limit=10)
         raise CatalogError(f"{path}: invalid governance: {problems}") from None
     assert isinstance(document, dict)  # checked with the governance above
     return catalog_entry(document, governance)

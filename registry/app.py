@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 from starlette.exceptions import HTTPException
 
+from portcullis_contracts.problems import validation_problems
 from portcullis_contracts.revocations import RevocationFollower
 from registry import service
 from registry.api import Registry, build_router, error_response
@@ -103,7 +104,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
+        problems = validation_problems(exc.errors(), limit=10)
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
 
     @app.get("/healthz", include_in_schema=False)

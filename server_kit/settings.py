@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portcullis_contracts.problems import validation_problems
 from portcullis_contracts.resource_metadata import SERVER_SCOPE, canonical_uri, resource_metadata_url
 from server_kit.errors import ConfigurationError
 
@@ -114,10 +115,7 @@ class KitSettings(BaseSettings):
         try:
             return cls(_env_prefix=env_prefix(server), server=server, **overrides)  # type: ignore[call-arg]
         except ValidationError as exc:
-            prefix = env_prefix(server)
-            problems = "; ".join(
-                f"{prefix}{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}" for e in exc.errors()
-            )
+            problems = validation_problems(exc.errors(), env_prefix=env_prefix(server), root="SETTINGS")
             raise ConfigurationError(f"invalid settings for server {server!r}: {problems}") from None
 
     @classmethod

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
+from portcullis_contracts.problems import validation_problems
 from server_kit import Caller, Dataset, Kit, KitSettings, guarded
 from servers.airflow.client import AirflowApi, TokenCache
 from servers.airflow.diagnosis import diagnose, parse_entries, render
@@ -66,7 +67,7 @@ def airflow_settings() -> AirflowSettings:
     try:
         return AirflowSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc.errors())
         raise AirflowError(f"invalid PORTCULLIS_AIRFLOW_* settings: {problems}") from None
 
 

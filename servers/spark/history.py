@@ -19,6 +19,7 @@ import httpx
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portcullis_contracts.problems import validation_problems
 from servers.spark.errors import ApplicationNotFound, HistoryServerError, InvalidRequest
 
 __all__ = [
@@ -71,9 +72,7 @@ def load_history_settings() -> HistorySettings:
     try:
         return HistorySettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PORTCULLIS_SPARK_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc.errors(), env_prefix="PORTCULLIS_SPARK_")
         raise HistoryServerError(f"the Spark server is misconfigured: {problems}") from None
 
 

@@ -25,6 +25,7 @@ import anyio.to_thread
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portcullis_contracts.problems import validation_problems
 from server_kit import AccessDenied, Caller, ConfigurationError, Kit, KitSettings, guarded
 from server_kit.data import READ_ACTION
 from servers.sql.engines import DuckDBEngine, Engine, ResultSet, TrinoEngine, schema_rows
@@ -220,9 +221,7 @@ def sql_settings() -> SqlSettings:
     try:
         return SqlSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PORTCULLIS_SQL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc.errors(), env_prefix="PORTCULLIS_SQL_")
         raise ConfigurationError(f"invalid SQL engine settings: {problems}") from None
 
 
