@@ -30,6 +30,7 @@ from google.rpc import code_pb2, status_pb2
 
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
 from authz_service.mcp_request import McpCall, McpRequestError, read_mcp_calls
+from portcullis_contracts.reasons import policy_reason_text
 from portcullis_contracts.resource_metadata import challenge
 from portcullis_contracts.revocations import RevocationsUnavailable
 
@@ -72,18 +73,7 @@ _REASON_TEXT = {
     "unauthenticated": "this MCP server requires a bearer token (see WWW-Authenticate)",
     "invalid_token": "the bearer token was refused",
     "token_audience_mismatch": "the token was not issued for this server",
-    "server_not_approved": "server '{server}' is not approved for use",
-    "client_not_allowed": "client application '{client}' may not use server '{server}'",
-    "business_group_required": "server '{server}' is restricted to its business group",
-    "business_group_mismatch": "this tool serves business groups you are not a member of",
-    "group_required": "tool '{tool}' is reserved to specific groups",
-    "unknown_server": "server '{server}' is not in the catalog",
-    "unknown_tool": "server '{server}' has no tool '{tool}'",
-    "no_rule_allows": "no policy rule allows this request",
-    "policy_not_loaded": "the authorization service has no policy loaded",
-    "evaluation_error": "the policy could not be evaluated",
-    "evaluation_timeout": "the policy evaluation timed out",
-}
+}  # the edge's own token failures; what a policy's reason code means: portcullis_contracts.reasons
 logger = logging.getLogger("portcullis.authz.ext_authz")
 
 
@@ -159,10 +149,14 @@ def _check(
             action = "connect"
         decision = decider.decide(DecisionRequest("edge", actor, action, resource, context))
         if not decision.allowed:
-            text = _REASON_TEXT.get(decision.reason, decision.reason).format(
-                server=server, client=actor.client, tool=call.tool
+            worded = policy_reason_text(
+                decision.reason,
+                server=f"server '{server}'",
+                tool=f"tool '{call.tool}'",
+                client=f"client application '{actor.client}'",
+                request="request",
             )
-            return _denied(403, decision.reason, text, decision, call.request_id)
+            return _denied(403, decision.reason, worded or decision.reason, decision, call.request_id)
     assert decision is not None
     return _allowed(actor, decision, headers, identity)
 

@@ -26,6 +26,7 @@ from mcp.server.mcpserver.utilities.context_injection import find_context_parame
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
+from portcullis_contracts.reasons import policy_reason_text
 from server_kit.authz import AUTHZ_ERROR, AUTHZ_UNAVAILABLE, Authorizer, Check, Verdict
 from server_kit.caller import CALLER_SCOPE_KEY, Caller
 from server_kit.confirm import (
@@ -49,18 +50,9 @@ _CONTEXT_PARAMETER = "portcullis_context"
 _CONFIRMATION_PARAMETER = "portcullis_confirmation"
 UNAUTHENTICATED = "unauthenticated"
 GUARD_FAILED = "guard_failed"
+_YOUR_CLIENT = "your client application"
+# The kit's own reason codes; a policy's are worded by portcullis_contracts.reasons.
 _REASON_TEXT = {
-    "group_required": "this tool is reserved to specific groups",
-    "business_group_mismatch": "this tool serves business groups you are not a member of",
-    "business_group_required": "this server is restricted to its business group",
-    "client_not_allowed": "your client application may not use this server",
-    "server_not_approved": "this server is not approved for use",
-    "unknown_server": "the policy does not know this server",
-    "unknown_tool": "the policy does not know this tool",
-    "no_rule_allows": "no policy rule allows this call",
-    "policy_not_loaded": "the authorization service has no policy loaded",
-    "evaluation_error": "the policy could not be evaluated",
-    "evaluation_timeout": "the policy evaluation timed out",
     AUTHZ_UNAVAILABLE: "the authorization service is unavailable, so the call was denied; try again later",
     AUTHZ_ERROR: "the authorization service gave no usable decision, so the call was denied",
     UNAUTHENTICATED: "no verified caller for this request",
@@ -111,7 +103,11 @@ def _caller_of(ctx: Context[Any, Any] | None) -> Caller | None:
 
 def denial(reason: str, decision_id: str = "") -> AccessDenied:
     """The error a denied call raises: the human reason, the reason code and the decision id."""
-    text = _REASON_TEXT.get(reason, reason.replace("_", " "))
+    text = (
+        _REASON_TEXT.get(reason)
+        or policy_reason_text(reason, server="this server", tool="this tool", client=_YOUR_CLIENT, request="call")
+        or reason.replace("_", " ")
+    )
     suffix = f"; decision {decision_id}" if decision_id else ""
     return AccessDenied(f"access denied: {text} (reason: {reason}{suffix})", reason=reason, decision_id=decision_id)
 
