@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authz_service.credentials import ServiceCredentials
 from authz_service.decision import Actor, Decider, Decision, DecisionRequest, ResourceRef
+from authz_service.errors import AuthzError
 from authz_service.settings import Settings
 from portcullis_contracts.http_input import BodyTooLarge, read_limited
 from portcullis_contracts.json_input import InvalidJson, parse_json
@@ -39,7 +40,7 @@ _CATALOG_LABELS = ("business_group", "sensitivity")
 _REGISTRY_LISTING = {("server", "connect"), ("tool", "call")}
 
 
-class AuthzenError(Exception):
+class AuthzenError(AuthzError):
     """A request error, mapped to an HTTP status in one place (`create_app`)."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
@@ -178,7 +179,8 @@ def _result(decision: Decision) -> dict[str, Any]:
 
 def build_router(settings: Settings, decider: Decider) -> APIRouter:
     """The AuthZEN routes, bound to one decider and the service credentials in `settings`."""
-    credentials = ServiceCredentials(settings.service_credentials, settings.service_credentials_dir)
+    fixed = {owner: secret.get_secret_value() for owner, secret in settings.service_credentials.items()}
+    credentials = ServiceCredentials(fixed, settings.service_credentials_dir)
 
     def authenticate(request: Request) -> None:
         owner = credentials.owner(request.headers.get("authorization"))

@@ -40,7 +40,6 @@ from authz_service.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_TOKEN_TTL_SECONDS",
-    "LEGACY_KEY_FILE",
     "MANIFEST_FILE",
     "RETIREMENT_SKEW_SECONDS",
     "KeyEntry",
@@ -53,7 +52,6 @@ __all__ = [
 logger = logging.getLogger("portcullis.authz")
 
 MANIFEST_FILE = "keyring.json"
-LEGACY_KEY_FILE = "signing-key.pem"  # the single key of installs from before the ring
 RETIREMENT_SKEW_SECONDS = 60
 DEFAULT_TOKEN_TTL_SECONDS = 3600
 _LOCK_FILE = "keyring.lock"
@@ -182,10 +180,10 @@ class KeyRing:
     """
 
     def __init__(self, key_dir: Path, *, now: Callable[[], float] = time.time):
-        """Open the ring in `key_dir`, importing a legacy `signing-key.pem` into it on first use.
+        """Open the ring in `key_dir`.
 
         Raises:
-            KeyRingError: `key_dir` holds no ring (nor legacy key), or the ring is corrupt.
+            KeyRingError: `key_dir` holds no ring, or the ring is corrupt.
         """
         self.key_dir = key_dir
         self.last_error: KeyRingError | None = None
@@ -195,10 +193,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._snapshot = _Snapshot((), {})
         if not (key_dir / MANIFEST_FILE).exists():
-            if not (key_dir / LEGACY_KEY_FILE).exists():
-                raise KeyRingError(f"no signing-key ring in {key_dir} ({MANIFEST_FILE} is missing)")
-            with _flock(key_dir, exclusive=True):
-                _import_legacy(key_dir, now())
+            raise KeyRingError(f"no signing-key ring in {key_dir} ({MANIFEST_FILE} is missing)")
         with _flock(key_dir, exclusive=False):
             self._snapshot, self._signature = self._load()
         self._checked_at = now()
@@ -207,7 +202,6 @@ class KeyRing:
     def load_or_create(cls, key_dir: Path, *, activation_seconds: int, now: Callable[[], float] = time.time) -> KeyRing:
         """Open the ring in `key_dir`; in an empty directory, create it with a first key that signs at once.
 
-        A legacy `signing-key.pem` becomes the ring's first key (tokens it signed keep validating).
         `activation_seconds` (the deployment's pre-publication time) is kept as `activation_seconds`.
 
         Raises:
@@ -218,7 +212,7 @@ class KeyRing:
             raise ValueError("activation_seconds must not be negative")
         key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with _flock(key_dir, exclusive=True):
-            if not (key_dir / MANIFEST_FILE).exists() and not _import_legacy(key_dir, now()):
+            if not (key_dir / MANIFEST_FILE).exists():
                 stray = sorted(path.name for path in key_dir.glob("*.pem"))
                 if stray:
                     raise KeyRingError(f"{key_dir} holds key files ({', '.join(stray)}) but no {MANIFEST_FILE}")
@@ -420,17 +414,3 @@ def _write_manifest(key_dir: Path, entries: list[KeyEntry]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def _import_legacy(key_dir: Path, now: float) -> bool:
-    """Make a legacy `signing-key.pem` the ring's first key, active since it was created (call under the lock)."""
-    legacy = key_dir / LEGACY_KEY_FILE
-    if (key_dir / MANIFEST_FILE).exists() or not legacy.exists():
-        return False
-    key = SigningKey.from_pem(legacy.read_bytes(), source=str(legacy))
-    if not (key_dir / f"{key.kid}.pem").exists():  # present after an import interrupted before the manifest
-        _write_private(key_dir / f"{key.kid}.pem", key.pem())
-    created = min(legacy.stat().st_mtime, now)
-    _write_manifest(key_dir, [KeyEntry(key.kid, created, created)])
-    legacy.unlink()
-    return True

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from authz_service.errors import AuthzError
 from portcullis_contracts.json_input import InvalidJson, parse_json
 
 __all__ = ["McpCall", "McpRequestError", "read_mcp_calls"]
 
 
-class McpRequestError(ValueError):
+class McpRequestError(AuthzError, ValueError):
     """The request is not a well-formed MCP message; the edge refuses it (400)."""
 
     def __init__(self, reason: str, message: str, request_id: Any = None):

@@ -94,7 +94,7 @@ class Runtime:
         if settings.registry_url:
             source = RegistryCatalogSource(
                 settings.registry_url,
-                credential=settings.registry_credential,
+                credential=settings.registry_credential.get_secret_value(),
                 poll_seconds=settings.registry_poll_seconds,
             )
         else:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authz_service.credentials import OWNER_PATTERN
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     policy_dir: Path = DEFAULT_POLICY_DIR
     # The catalog: the registry's snapshot when registry_url is set (the platform), else a file (offline use).
     registry_url: str = ""
-    registry_credential: str = ""
+    registry_credential: SecretStr = SecretStr("")
     registry_poll_seconds: float = Field(default=1.0, gt=0)
     catalog_file: Path = DEFAULT_CATALOG_FILE
     watch: bool = True
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # Service credentials of AuthZEN callers: owner -> secret (bearer token); the owner is a server's name, or
     # "registry". Each may ask only about what it owns (authzen.may_ask). Empty means no caller may ask.
-    service_credentials: dict[str, str] = Field(default_factory=dict)
+    service_credentials: dict[str, SecretStr] = Field(default_factory=dict)
     # And a directory of one file per owner holding its secret (a mounted Secret; `portcullis up`'s state),
     # read again when it changes.
     service_credentials_dir: Path | None = None
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # Login federation to an upstream OIDC provider (production); empty means the embedded directory.
     upstream_issuer: str = ""
     upstream_client_id: str = ""
-    upstream_client_secret: str = ""
+    upstream_client_secret: SecretStr = SecretStr("")
     upstream_groups_claim: str = "groups"
     upstream_business_groups_claim: str = "business_groups"
     # Client ID Metadata Documents over plain http on loopback: development only (refused in production).
@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     def _refuse_unsafe(self) -> Settings:
         # A credential speaks for its owner only (authzen.may_ask); a secret shared by two owners would speak
         # for both.
-        secrets = list(self.service_credentials.values())
+        secrets = [secret.get_secret_value() for secret in self.service_credentials.values()]
         if len(set(secrets)) != len(secrets):
             raise ConfigurationError("two service credentials share a secret: give each AuthZEN caller its own")
         if any(not secret for secret in secrets):
@@ -109,10 +109,14 @@ class Settings(BaseSettings):
         if misnamed:
             raise ConfigurationError(f"service credential owners must be a server's name or 'registry': {misnamed}")
         if self.environment == "production":
-            weak = [name for name, secret in self.service_credentials.items() if secret.lower() in PLACEHOLDER_SECRETS]
+            weak = [
+                name
+                for name, secret in self.service_credentials.items()
+                if secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
+            ]
             if weak:
                 raise ConfigurationError(f"placeholder service credential for {', '.join(sorted(weak))} in production")
-            if self.registry_url and self.registry_credential.lower() in PLACEHOLDER_SECRETS:
+            if self.registry_url and self.registry_credential.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ConfigurationError("placeholder registry credential in production")
             if self.shadow_mode:
                 raise ConfigurationError("global shadow mode is refused in production; shadow single servers instead")
@@ -121,7 +125,7 @@ class Settings(BaseSettings):
             if self.allow_insecure_metadata_documents:
                 raise ConfigurationError("client metadata documents over plain http are refused in production")
         if self.upstream_issuer and (
-            not self.upstream_client_id or self.upstream_client_secret.lower() in PLACEHOLDER_SECRETS
+            not self.upstream_client_id or self.upstream_client_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
         ):
             raise ConfigurationError("login federation needs upstream_client_id and a real upstream_client_secret")
         if self.grpc_port <= self.http_port < self.grpc_port + self.workers:

@@ -27,6 +27,7 @@ import uvicorn
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from authz_service.errors import AuthzError
 from authz_service.ext_authz import AuthorizationServicer
 from authz_service.http_app import create_app
 from authz_service.identity.provider import load_or_create_session_secret
@@ -42,7 +43,7 @@ _RESTART_DELAY_SECONDS = 1.0
 _GRPC_THREADS = 4
 
 
-class PortInUseError(OSError):
+class PortInUseError(AuthzError, OSError):
     """A port the service needs is taken."""
 
 
@@ -159,7 +160,7 @@ def serve(settings: Settings) -> int:
     """Run the service until SIGINT/SIGTERM; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s authz %(levelname)s %(message)s")
     check_ports_free(settings.host, [settings.http_port, *settings.grpc_ports()])
-    # Once, before the workers: the first key (or the import of a legacy one) is made here, not in a race.
+    # Once, before the workers: the first key is made here, not in a race.
     KeyRing.load_or_create(settings.key_dir, activation_seconds=settings.key_activation_seconds)
     if settings.identity:  # the same for the login-cookie secret and the identity store's tables
         load_or_create_session_secret(settings.key_dir)

@@ -87,7 +87,10 @@ class Registry:
         return self.verifier.verify(request.headers.get("authorization"))
 
     def require_service(self, request: Request) -> None:
-        if not bearer_matches(request.headers.get("authorization"), self.settings.service_credentials.values()):
+        if not bearer_matches(
+            request.headers.get("authorization"),
+            (s.get_secret_value() for s in self.settings.service_credentials.values()),
+        ):
             raise Unauthenticated("a service credential is required")
 
     async def read_json(self, request: Request) -> Any:

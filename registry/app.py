@@ -52,7 +52,7 @@ def create_app(
     migrate(engine)
     if authz is None:
         http = httpx.Client(base_url=settings.authz_url, timeout=settings.authz_timeout_seconds)
-        authz = AuthzClient(http, credential=settings.authz_credential)
+        authz = AuthzClient(http, credential=settings.authz_credential.get_secret_value())
     revocations: RevocationFollower | None = None
     if verifier is None:
         revocations = RevocationFollower(url=settings.revocation_url, issuer=settings.issuer)

@@ -1,6 +1,10 @@
 """Errors the registry raises on purpose; the API maps each to its HTTP status in one place (`api.py`).
 
 RegistryError
+├── ConfigurationError  the registry refuses to start with these settings (also a ValueError, so pydantic
+│                       reports it as a settings validation error)
+├── LoginFailed         400  the web sign-in did not complete (the UI shows its message)
+│   └── LoginUnavailable  502  the authorization server cannot be used now (its fault, not the person's)
 ├── InvalidRequest      400  malformed input (not JSON, bad namespace, bad cursor, impossible transition)
 ├── Unauthenticated     401  no or invalid bearer token
 ├── Forbidden           403  the policy engine said no (with its reason code)
@@ -18,9 +22,12 @@ from typing import Any
 
 __all__ = [
     "AuthzUnavailable",
+    "ConfigurationError",
     "Conflict",
     "Forbidden",
     "InvalidRequest",
+    "LoginFailed",
+    "LoginUnavailable",
     "NotFound",
     "PayloadTooLarge",
     "RegistryError",
@@ -39,6 +46,22 @@ class RegistryError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+
+
+class ConfigurationError(RegistryError, ValueError):
+    """The registry refuses to start with these settings."""
+
+
+class LoginFailed(RegistryError):
+    """The sign-in did not complete; the message is safe to show."""
+
+    status = 400
+
+
+class LoginUnavailable(LoginFailed):
+    """The authorization server cannot be used now (its fault, not the person's); the message is safe to show."""
+
+    status = 502
 
 
 class InvalidRequest(RegistryError):

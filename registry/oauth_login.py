@@ -20,23 +20,17 @@ from typing import Any
 import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
+from registry.errors import LoginFailed, LoginUnavailable
 from registry.identity import Caller, TokenVerifier
 from registry.settings import RegistrySettings
 
+# LoginFailed and LoginUnavailable live in registry.errors; re-exported because a sign-in raises them.
 __all__ = ["LoginFailed", "LoginUnavailable", "OAuthLogin", "PendingLogin"]
 
 _METADATA_TTL_SECONDS = 300.0
 _TIMEOUT_SECONDS = 5.0
 _SCOPE = "openid profile email"
 _UNREACHABLE = "the sign-in service is unreachable; try again shortly"
-
-
-class LoginFailed(Exception):
-    """The sign-in did not complete; the message is safe to show."""
-
-
-class LoginUnavailable(LoginFailed):
-    """The authorization server cannot be used now (its fault, not the person's); the message is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ class OAuthLogin:
     ):
         self._issuer = settings.issuer.rstrip("/")
         self._client_id = settings.oauth_client_id
-        self._client_secret = settings.oauth_client_secret
+        self._client_secret = settings.oauth_client_secret.get_secret_value()
         self._resource = (settings.audience or settings.public_url).rstrip("/")
         self.redirect_uri = f"{settings.public_url.rstrip('/')}/auth/callback"
         self._verifier = verifier

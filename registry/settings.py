@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.errors import ConfigurationError
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_REVIEWS", "RegistrySettings"]
 
@@ -16,10 +18,6 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 # Review name -> the group whose members may sign it off. Every one must pass before approval.
 DEFAULT_REVIEWS = {"security": "security-reviewers", "legal": "legal-privacy", "genai": "genai-council"}
 _PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "password"})
-
-
-class ConfigurationError(ValueError):
-    """The registry refuses to start with these settings."""
 
 
 class RegistrySettings(BaseSettings):
@@ -45,11 +43,11 @@ class RegistrySettings(BaseSettings):
 
     # The registry is an AuthZEN client of authz_service, like every server.
     authz_url: str = "http://127.0.0.1:8181"
-    authz_credential: str = ""
+    authz_credential: SecretStr = SecretStr("")
     authz_timeout_seconds: float = 2.0
 
     # Service credentials that may read the catalog snapshot: name -> bearer secret.
-    service_credentials: dict[str, str] = Field(default_factory=dict)
+    service_credentials: dict[str, SecretStr] = Field(default_factory=dict)
 
     reviews: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REVIEWS))
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -58,10 +56,10 @@ class RegistrySettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 
     # Web UI: the signed session cookie, and a development login (pick a directory user) that is off by default.
-    session_secret: str = ""
+    session_secret: SecretStr = SecretStr("")
     # Sign-in through the platform's authorization server (the registry is its confidential client).
     oauth_client_id: str = ""
-    oauth_client_secret: str = ""
+    oauth_client_secret: SecretStr = SecretStr("")
     dev_login: bool = False
     directory_file: Path = Path("config/directory.yaml")
     decision_log: Path = Path(".portcullis/decisions.jsonl")
@@ -73,12 +71,12 @@ class RegistrySettings(BaseSettings):
         if self.environment == "production":
             if self.dev_login:
                 raise ConfigurationError("the development login is refused in production")
-            if self.session_secret.lower() in _PLACEHOLDERS:
+            if self.session_secret.get_secret_value().lower() in _PLACEHOLDERS:
                 raise ConfigurationError("a real REGISTRY_SESSION_SECRET is required in production")
-            weak = [n for n, s in self.service_credentials.items() if s.lower() in _PLACEHOLDERS]
-            if weak or self.authz_credential.lower() in _PLACEHOLDERS:
+            weak = [n for n, s in self.service_credentials.items() if s.get_secret_value().lower() in _PLACEHOLDERS]
+            if weak or self.authz_credential.get_secret_value().lower() in _PLACEHOLDERS:
                 raise ConfigurationError("placeholder service credential in production")
-            if self.oauth_client_id and self.oauth_client_secret.lower() in _PLACEHOLDERS:
+            if self.oauth_client_id and self.oauth_client_secret.get_secret_value().lower() in _PLACEHOLDERS:
                 raise ConfigurationError("a real REGISTRY_OAUTH_CLIENT_SECRET is required in production")
             if self.seed_dir is not None:
                 raise ConfigurationError("seeding approved servers is for the local platform only")

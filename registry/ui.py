@@ -36,11 +36,18 @@ from gateway.config import canonical_uri
 from portcullis_contracts.directory import Directory, DirectoryError, load_directory
 from registry import service
 from registry.api import Registry
-from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError
+from registry.errors import (
+    AuthzUnavailable,
+    ConfigurationError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RegistryError,
+)
 from registry.identity import Caller
 from registry.models import LIFECYCLE, Review, Server, ServerVersion
 from registry.oauth_login import LoginFailed, LoginUnavailable, OAuthLogin, PendingLogin
-from registry.settings import ConfigurationError
 from registry.usage import UsageIndex
 
 __all__ = ["SESSION_COOKIE", "build_ui", "connect_snippets", "review_states"]
@@ -353,7 +360,8 @@ def build_ui(app: FastAPI, registry: Registry) -> None:
     except DirectoryError as exc:
         if settings.dev_login:
             raise ConfigurationError(f"the development login needs the directory file: {exc}") from None
-    secret = settings.session_secret or secrets.token_urlsafe(32)  # empty only in development (settings refuse it)
+    # Empty only in development (the settings refuse it in production): a fresh secret per start.
+    secret = settings.session_secret.get_secret_value() or secrets.token_urlsafe(32)
     sessions = SessionCookies(secret, secure=settings.public_url.lower().startswith("https://"))
     pages = _Pages(registry, sessions, directory)
     usage = UsageIndex(settings.decision_log)

@@ -97,14 +97,6 @@ class Caller:
         verdicts = await self.readable(dataset(item) for item in kept)
         return [item for item, allowed in zip(kept, verdicts, strict=True) if allowed]
 
-    async def require_readable(self, dataset: Dataset) -> None:
-        """Return when this caller may read `dataset`.
-
-        Raises:
-            AccessDenied: the policy denies it (or cannot decide); the client sees the reason.
-        """
-        await self.require(READ_ACTION, dataset)
-
     async def require(self, action: str, dataset: Dataset) -> None:
         """Return when the policy allows this caller `action` on `dataset` (a table to read, a workflow to
         operate: whatever a tool acts on beyond the call itself, labelled as a `Dataset`).

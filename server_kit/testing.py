@@ -29,8 +29,8 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -126,7 +126,7 @@ class KitHarness:
                 catalog_file=catalog,
                 decision_log=workdir / "decisions.jsonl",
                 key_dir=workdir / "keys",
-                service_credentials={self.kit.name: _CREDENTIAL},
+                service_credentials={self.kit.name: SecretStr(_CREDENTIAL)},
                 identity=False,
                 watch=False,
             )
@@ -249,10 +249,3 @@ class KitHarness:
                 return sorted(tool.name for tool in (await client.list_tools()).tools)
 
         return anyio.run(run)
-
-
-@contextmanager
-def harness(kit: Kit, server_json: Path, **options: Any) -> Iterator[KitHarness]:
-    """`with harness(kit, path) as h:`, the same as `with KitHarness(kit, path) as h:`."""
-    with KitHarness(kit, server_json, **options) as running:
-        yield running

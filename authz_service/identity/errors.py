@@ -1,4 +1,4 @@
-"""Errors of the identity package.
+"""Errors of the identity package, under the service's base error (`authz_service.errors.AuthzError`).
 
 IdentityError                 a request or a document the authorization server cannot accept
 └── FederationError           400  the upstream OIDC provider refused this login, or its answer does not verify
@@ -8,10 +8,12 @@ IdentityError                 a request or a document the authorization server c
 
 from __future__ import annotations
 
+from authz_service.errors import AuthzError
+
 __all__ = ["FederationError", "FederationUnavailable", "IdentityError"]
 
 
-class IdentityError(Exception):
+class IdentityError(AuthzError):
     """A request or a document the authorization server cannot accept."""
 
 

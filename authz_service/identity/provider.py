@@ -118,7 +118,7 @@ class IdentityProvider:
             self.upstream = UpstreamProvider(
                 issuer=settings.upstream_issuer,
                 client_id=settings.upstream_client_id,
-                client_secret=settings.upstream_client_secret,
+                client_secret=settings.upstream_client_secret.get_secret_value(),
                 redirect_uri=f"{self.issuer}/federation/callback",
                 groups_claim=settings.upstream_groups_claim,
                 business_groups_claim=settings.upstream_business_groups_claim,

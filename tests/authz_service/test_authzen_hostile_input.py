@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from authz_service.http_app import create_app
 from authz_service.runtime import Runtime
@@ -31,7 +32,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         catalog_file=CATALOG,
         decision_log=tmp / "decisions.jsonl",
         key_dir=tmp / "keys",
-        service_credentials={"demo": SECRET},
+        service_credentials={"demo": SecretStr(SECRET)},
         max_body_bytes=64 * 1024,
     )
     runtime = Runtime(settings)

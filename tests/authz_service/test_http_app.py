@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from authz_service.errors import ConfigurationError
 from authz_service.http_app import create_app
@@ -33,7 +34,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         catalog_file=CATALOG,
         decision_log=tmp_path / "decisions.jsonl",
         key_dir=tmp_path / "keys",
-        service_credentials={"demo": SECRET},
+        service_credentials={"demo": SecretStr(SECRET)},
         max_body_bytes=4096,
     )
     built = Runtime(settings)
@@ -146,7 +147,7 @@ def test_the_registrys_credential_asks_about_entries_and_the_listing_only(tmp_pa
         catalog_file=CATALOG,
         decision_log=tmp_path / "decisions.jsonl",
         key_dir=tmp_path / "keys",
-        service_credentials={"demo": SECRET, "registry": registry_secret},
+        service_credentials={"demo": SecretStr(SECRET), "registry": SecretStr(registry_secret)},
     )
     runtime = Runtime(settings)
     try:
@@ -173,7 +174,7 @@ def test_the_registrys_credential_asks_about_entries_and_the_listing_only(tmp_pa
 
 def test_two_callers_sharing_one_secret_are_refused_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="share a secret"):
-        Settings(key_dir=tmp_path / "keys", service_credentials={"demo": SECRET, "sql": SECRET})
+        Settings(key_dir=tmp_path / "keys", service_credentials={"demo": SecretStr(SECRET), "sql": SecretStr(SECRET)})
 
 
 @pytest.mark.parametrize(

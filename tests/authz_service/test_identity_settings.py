@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from authz_service.errors import ConfigurationError
 from authz_service.identity.store import IdentityStore
@@ -14,7 +15,9 @@ from authz_service.settings import Settings
 
 def _production(**overrides: Any) -> Settings:
     return Settings(
-        environment="production", service_credentials={"registry": "a-long-real-secret-0123456789"}, **overrides
+        environment="production",
+        service_credentials={"registry": SecretStr("a-long-real-secret-0123456789")},
+        **overrides,
     )
 
 
@@ -32,9 +35,13 @@ def test_production_refuses_metadata_documents_over_http() -> None:
 
 def test_federation_needs_a_client_id_and_a_real_secret() -> None:
     with pytest.raises(ConfigurationError, match="federation"):
-        Settings(upstream_issuer="https://idp.corp.example", upstream_client_id="portcullis", upstream_client_secret="")
+        Settings(
+            upstream_issuer="https://idp.corp.example",
+            upstream_client_id="portcullis",
+            upstream_client_secret=SecretStr(""),
+        )
     with pytest.raises(ConfigurationError, match="federation"):
-        Settings(upstream_issuer="https://idp.corp.example", upstream_client_secret="a-long-real-secret")
+        Settings(upstream_issuer="https://idp.corp.example", upstream_client_secret=SecretStr("a-long-real-secret"))
 
 
 def test_the_identity_store_defaults_to_sqlite_next_to_the_keys() -> None:

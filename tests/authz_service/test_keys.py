@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authz_service.keys import (
-    LEGACY_KEY_FILE,
     MANIFEST_FILE,
     RETIREMENT_SKEW_SECONDS,
     KeyRing,
@@ -109,23 +108,6 @@ def test_key_files_without_a_manifest_are_refused_not_replaced_by_a_new_key(tmp_
     with pytest.raises(KeyRingError, match="no keyring.json"):
         _ring(tmp_path, Clock())
     assert [path.name for path in tmp_path.glob("*.pem")] == [f"{stray.kid}.pem"]
-
-
-def test_legacy_signing_key_becomes_the_first_key_and_its_tokens_keep_validating(tmp_path: Path) -> None:
-    legacy, clock = SigningKey.generate(), Clock()
-    (tmp_path / LEGACY_KEY_FILE).write_bytes(legacy.pem())
-    token = _token(legacy, clock)
-    ring = _ring(tmp_path, clock)
-    assert ring.current().kid == legacy.kid
-    assert _verify_against_jwks(ring.jwks(), token, clock)["sub"] == "alice"
-    assert not (tmp_path / LEGACY_KEY_FILE).exists()
-    assert (tmp_path / f"{legacy.kid}.pem").stat().st_mode & 0o777 == 0o600
-
-
-def test_legacy_key_is_imported_by_opening_the_ring_too(tmp_path: Path) -> None:
-    legacy = SigningKey.generate()
-    (tmp_path / LEGACY_KEY_FILE).write_bytes(legacy.pem())
-    assert KeyRing(tmp_path).current().kid == legacy.kid
 
 
 def test_rotated_key_is_published_at_once_but_signs_only_from_active_from(tmp_path: Path) -> None:

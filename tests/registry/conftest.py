@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -107,7 +108,7 @@ def authz_client(tmp_path: Path) -> Iterator[AuthzClient]:
         catalog_file=ROOT / "config" / "catalog.yaml",
         decision_log=tmp_path / "decisions.jsonl",
         key_dir=tmp_path / "authz-keys",
-        service_credentials={"registry": SERVICE_SECRET},
+        service_credentials={"registry": SecretStr(SERVICE_SECRET)},
         watch=False,
     )
     runtime = Runtime(settings)

@@ -15,6 +15,7 @@ import httpx
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from registry.app import create_app
 from registry.authz import AuthzClient
@@ -41,7 +42,7 @@ def browser(tmp_path: Path, provider: FakeProvider) -> Iterator[TestClient]:
         public_url=REGISTRY,
         issuer=provider.url,
         oauth_client_id="registry-ui",
-        oauth_client_secret="registry-ui-test-secret",
+        oauth_client_secret=SecretStr("registry-ui-test-secret"),
     )
     verifier = TokenVerifier(issuer=provider.url, audience=REGISTRY, jwks_url=f"{provider.url}/jwks")
     # Signing in asks the decision point nothing: nothing listens here.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from authz_service.http_app import create_app as create_authz_app
 from authz_service.runtime import Runtime
@@ -64,7 +65,7 @@ def registry_url(tmp_path: Path) -> Iterator[str]:
         catalog_file=ROOT / "config" / "catalog.yaml",
         decision_log=decisions,
         key_dir=tmp_path / "authz-keys",
-        service_credentials={"registry": SERVICE_SECRET},
+        service_credentials={"registry": SecretStr(SERVICE_SECRET)},
         watch=False,
     )
     runtime = Runtime(authz_settings)
@@ -77,7 +78,7 @@ def registry_url(tmp_path: Path) -> Iterator[str]:
                 directory_file=ROOT / "config" / "directory.yaml",
                 decision_log=decisions,
                 authz_url=authz_url,
-                authz_credential=SERVICE_SECRET,
+                authz_credential=SecretStr(SERVICE_SECRET),
                 issuer=authz_url,
                 jwks_url=f"{authz_url}/.well-known/jwks.json",
             )

@@ -17,6 +17,7 @@ import yaml
 from mcp import Client
 from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from authz_service.catalog import FileCatalogSource
@@ -112,7 +113,7 @@ def real_authzen(tmp_path: Path, catalog_file: Path | None = None) -> Iterator[t
         catalog_file=catalog_file or ROOT / "config" / "catalog.yaml",
         decision_log=tmp_path / "decisions.jsonl",
         key_dir=tmp_path / "keys",
-        service_credentials={"demo": SERVICE_SECRET},
+        service_credentials={"demo": SecretStr(SERVICE_SECRET)},
         identity=False,
         watch=False,
     )
