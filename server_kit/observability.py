@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
 
 class _DeferredHandler(logging.handlers.QueueHandler):
     """Queues records for a writer thread, keeping the call's fields: formatting and writing a JSON line was a
-    third of the kit's per-call overhead (bench/kit_bench.py), so it happens off the request path.
+    third of the kit's per-call overhead (bench/kit_bench), so it happens off the request path.
     """
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
