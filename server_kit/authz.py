@@ -3,13 +3,13 @@
 Fails closed: a timeout, an unreachable service, a non-200 answer or a malformed one is a denial with a kit
 reason code (`authz_unavailable`, `authz_error`), never an allow and never an exception. Decisions the policy
 made (allow or deny) are cached for a few seconds, keyed by the caller's facts, the action, the tool and the
-policy inputs; failures are never cached, so recovery is immediate.
+policy inputs; failures are never cached, so recovery is immediate. The wire (bodies, answers, the HTTP exchange)
+is `portcullis_contracts.authzen`, shared with the registry.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,24 +18,18 @@ from typing import Any, Literal
 import httpx
 import pydantic_core
 
+from portcullis_contracts.authzen import (
+    AUTHZ_ERROR,
+    AUTHZ_UNAVAILABLE,
+    MAX_BATCH,
+    AsyncAuthzenClient,
+    AuthzenFailure,
+    Item,
+    Verdict,
+)
 from server_kit.caller import Caller
 
 __all__ = ["AUTHZ_ERROR", "AUTHZ_UNAVAILABLE", "Authorizer", "Check", "Verdict"]
-
-logger = logging.getLogger("portcullis.kit.authz")
-AUTHZ_UNAVAILABLE = "authz_unavailable"
-AUTHZ_ERROR = "authz_error"
-_MAX_BATCH = 1_000  # the AuthZEN API's limit per request
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One decision: allowed or not, the reason code, the decision id, and whether it came from the cache."""
-
-    allowed: bool
-    reason: str
-    decision_id: str = ""
-    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ class Authorizer:
         self._server = server
         self._http = http or httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_seconds)
         self._owns_http = http is None
-        self._headers = {"Authorization": f"Bearer {credential}"}
+        self._client = AsyncAuthzenClient(self._http, credential=credential)
         self._ttl = cache_ttl_seconds
         self._size = cache_size
         self._clock = clock
@@ -102,7 +96,7 @@ class Authorizer:
         return Verdict(entry[0].allowed, entry[0].reason, entry[0].decision_id, cached=True)
 
     def _remember(self, key: _CacheKey, verdict: Verdict) -> None:
-        if self._ttl <= 0 or self._size <= 0 or verdict.reason in (AUTHZ_UNAVAILABLE, AUTHZ_ERROR):
+        if self._ttl <= 0 or self._size <= 0 or verdict.failed:
             return
         if len(self._cache) >= self._size:
             # Oldest first (dicts keep insertion order): drop a tenth rather than one entry per insert.
@@ -129,79 +123,21 @@ class Authorizer:
                 self._remember(keys[i], verdict)
         return [verdict for verdict in verdicts if verdict is not None]
 
-    async def _ask(self, caller: Caller, items: list[tuple[str, dict[str, Any]]]) -> list[Verdict]:
+    async def _ask(self, caller: Caller, items: list[Item]) -> list[Verdict]:
         context = {"edge_decision_id": caller.decision_id, "request_id": caller.request_id}
         context = {key: value for key, value in context.items() if value}
         if len(items) == 1:
             action, resource = items[0]
-            body: dict[str, Any] = {
-                "subject": caller.subject,
-                "action": {"name": action},
-                "resource": resource,
-                "context": context,
-            }
             try:
-                return [_verdict(await self._post("/access/v1/evaluation", body))]
-            except _Failed as failed:
-                return [_failure(failed.reason)]
+                return [await self._client.evaluate(caller.subject, action, resource, context)]
+            except AuthzenFailure as failure:
+                return [Verdict(False, failure.reason)]
         verdicts: list[Verdict] = []
-        for start in range(0, len(items), _MAX_BATCH):
-            chunk = items[start : start + _MAX_BATCH]
-            body = {
-                "subject": caller.subject,
-                "context": context,
-                "evaluations": [{"action": {"name": action}, "resource": resource} for action, resource in chunk],
-            }
+        for start in range(0, len(items), MAX_BATCH):
+            # One request per chunk: a chunk that cannot be decided denies its own questions only.
+            chunk = items[start : start + MAX_BATCH]
             try:
-                results = (await self._post("/access/v1/evaluations", body)).get("evaluations")
-                if not isinstance(results, list) or len(results) != len(chunk):
-                    logger.warning("authz_service gave a malformed batch answer; denied")
-                    raise _Failed(AUTHZ_ERROR)
-                verdicts += [_verdict(result) for result in results]
-            except _Failed as failed:
-                verdicts += [_failure(failed.reason)] * len(chunk)
+                verdicts += await self._client.evaluate_many(caller.subject, chunk, context)
+            except AuthzenFailure as failure:
+                verdicts += [Verdict(False, failure.reason)] * len(chunk)
         return verdicts
-
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The JSON object answered.
-
-        Raises:
-            _Failed: unreachable or timed out (`authz_unavailable`), refused us or answered garbage (`authz_error`).
-        """
-        try:
-            response = await self._http.post(path, json=body, headers=self._headers)
-        except httpx.HTTPError as exc:
-            logger.warning("authz_service unreachable (%s); denied", type(exc).__name__)
-            raise _Failed(AUTHZ_UNAVAILABLE) from None
-        if response.status_code != 200:
-            logger.warning("authz_service answered %s on %s; denied", response.status_code, path)
-            raise _Failed(AUTHZ_UNAVAILABLE if response.status_code >= 500 else AUTHZ_ERROR)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            logger.warning("authz_service answered something other than a JSON object; denied")
-            raise _Failed(AUTHZ_ERROR)
-        return payload
-
-
-class _Failed(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _failure(reason: str) -> Verdict:
-    return Verdict(False, reason)
-
-
-def _verdict(result: Any) -> Verdict:
-    if not isinstance(result, dict) or not isinstance(result.get("decision"), bool):
-        logger.warning("authz_service gave a malformed decision; denied")
-        return _failure(AUTHZ_ERROR)
-    context = result.get("context")
-    context = context if isinstance(context, dict) else {}
-    allowed: bool = result["decision"]
-    reason = str(context.get("reason") or ("allowed" if allowed else "no_reason_given"))
-    return Verdict(allowed, reason, str(context.get("id", "")))
