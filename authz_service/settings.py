@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8181"
     key_dir: Path = DEFAULT_STATE_DIR / "keys"
     identity: bool = True  # off: only the policy decision point (tokens come from another issuer)
-    # Empty: SQLite next to the keys (the state directory). PostgreSQL works too (postgresql+psycopg://...).
-    identity_database_url: str = ""
+    # Empty: SQLite next to the keys (the state directory). PostgreSQL works too (postgresql+psycopg://...); a secret,
+    # since the URL may carry the database password.
+    identity_database_url: SecretStr = SecretStr("")
     directory_file: Path = Path("config/directory.yaml")
     # The resources tokens may be issued for (RFC 8707): every server of the catalog under the gateway's
     # public URL, plus these (the registry's URL, for instance).
@@ -134,7 +135,7 @@ class Settings(BaseSettings):
 
     def identity_database(self) -> str:
         """The identity store's database URL."""
-        return self.identity_database_url or f"sqlite:///{self.key_dir.parent / 'identity.db'}"
+        return self.identity_database_url.get_secret_value() or f"sqlite:///{self.key_dir.parent / 'identity.db'}"
 
     def revocation_feed(self) -> str:
         """The revocation feed's URL ('' when there is none): `revocation_url`, else this service's own feed."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.identity import IdentityProvider, build_identity_router
@@ -70,7 +71,7 @@ def _row(size: int) -> str:
         settings = Settings(
             issuer=ISSUER,
             key_dir=workdir / "keys",
-            identity_database_url=f"sqlite:///{workdir / 'identity.db'}",
+            identity_database_url=SecretStr(f"sqlite:///{workdir / 'identity.db'}"),
             catalog_file=ROOT / "config" / "catalog.yaml",
             directory_file=ROOT / "config" / "directory.yaml",
         )

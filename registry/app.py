@@ -48,7 +48,7 @@ def create_app(
     verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     """Build the registry: migrate the schema, seed an empty local database, wire the routes."""
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url.get_secret_value())
     migrate(engine)
     if authz is None:
         http = httpx.Client(base_url=settings.authz_url, timeout=settings.authz_timeout_seconds)

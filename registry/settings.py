@@ -28,7 +28,7 @@ class RegistrySettings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)  # a secret: it may carry the database password
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
     gateway_url: str = "http://127.0.0.1:8080"
 

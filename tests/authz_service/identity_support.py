@@ -17,6 +17,7 @@ import jwt
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from authz_service.catalog import FileCatalogSource
 from authz_service.identity import IdentityProvider, build_identity_router
@@ -90,7 +91,7 @@ def build_server(
     settings = Settings(
         issuer=ISSUER,
         key_dir=tmp_path / "keys",
-        identity_database_url=f"sqlite:///{tmp_path / 'identity.db'}",
+        identity_database_url=SecretStr(f"sqlite:///{tmp_path / 'identity.db'}"),
         directory_file=directory_file,
         gateway_url=GATEWAY,
         extra_resources=[REGISTRY],

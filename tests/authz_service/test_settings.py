@@ -11,6 +11,7 @@ from authz_service.settings import Settings
 SERVICE_SECRET = "service-credential-0123456789"
 REGISTRY_SECRET = "registry-credential-0123456789"
 UPSTREAM_SECRET = "upstream-client-secret-0123456789"
+DATABASE_PASSWORD = "database-password-0123456789"
 
 
 def test_no_secret_appears_in_the_settings_repr() -> None:
@@ -21,9 +22,10 @@ def test_no_secret_appears_in_the_settings_repr() -> None:
         upstream_issuer="https://idp.corp.example",
         upstream_client_id="portcullis",
         upstream_client_secret=SecretStr(UPSTREAM_SECRET),
+        identity_database_url=SecretStr(f"postgresql+psycopg://identity:{DATABASE_PASSWORD}@db/identity"),
     )
     shown = f"{settings!r} {settings}"
-    for secret in (SERVICE_SECRET, REGISTRY_SECRET, UPSTREAM_SECRET):
+    for secret in (SERVICE_SECRET, REGISTRY_SECRET, UPSTREAM_SECRET, DATABASE_PASSWORD):
         assert secret not in shown
 
 

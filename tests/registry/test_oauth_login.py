@@ -36,7 +36,7 @@ def provider() -> Iterator[FakeProvider]:
 @pytest.fixture
 def browser(tmp_path: Path, provider: FakeProvider) -> Iterator[TestClient]:
     settings = RegistrySettings(
-        database_url=f"sqlite:///{tmp_path / 'registry.db'}",
+        database_url=SecretStr(f"sqlite:///{tmp_path / 'registry.db'}"),
         seed_dir=ROOT / "config" / "servers",
         decision_log=tmp_path / "decisions.jsonl",
         public_url=REGISTRY,

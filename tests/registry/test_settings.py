@@ -12,6 +12,7 @@ SECRETS = {
     "authz_credential": "authz-credential-0123456789",
     "session_secret": "session-secret-0123456789",
     "oauth_client_secret": "oauth-client-secret-0123456789",
+    "database_url": "postgresql+psycopg://registry:database-password-0123456789@db/registry",
 }
 
 
@@ -20,10 +21,11 @@ def test_no_secret_appears_in_the_settings_repr() -> None:
         authz_credential=SecretStr(SECRETS["authz_credential"]),
         session_secret=SecretStr(SECRETS["session_secret"]),
         oauth_client_secret=SecretStr(SECRETS["oauth_client_secret"]),
+        database_url=SecretStr(SECRETS["database_url"]),
         service_credentials={"gateway": SecretStr("snapshot-credential-0123456789")},
     )
     shown = f"{settings!r} {settings}"
-    for secret in [*SECRETS.values(), "snapshot-credential-0123456789"]:
+    for secret in [*SECRETS.values(), "database-password-0123456789", "snapshot-credential-0123456789"]:
         assert secret not in shown
 
 

@@ -72,7 +72,7 @@ def registry_url(tmp_path: Path) -> Iterator[str]:
     try:
         with serve(create_authz_app(runtime)) as authz_url:
             settings = RegistrySettings(
-                database_url=f"sqlite:///{tmp_path / 'registry.db'}",
+                database_url=SecretStr(f"sqlite:///{tmp_path / 'registry.db'}"),
                 seed_dir=ROOT / "config" / "servers",
                 dev_login=True,
                 directory_file=ROOT / "config" / "directory.yaml",
