@@ -46,7 +46,7 @@ from server_kit.guards import Guard, Public, access_of, tool_parameters
 from server_kit.observability import KitMetrics
 from server_kit.resources import ResourceSpec, match_provided, open_resources, resource_spec, tool_resources
 from server_kit.settings import KitSettings, env_prefix
-from server_kit.tools import Runtime, ToolListFilter, ToolSpec, build_tool, caller_of_request, denial
+from server_kit.tools import ToolListFilter, ToolRuntime, ToolSpec, build_tool, caller_of_request, denial
 
 if TYPE_CHECKING:
     import uvicorn
@@ -213,7 +213,7 @@ class Kit:
             cache_size=settings.decision_cache_size,
             http=authz_http,
         )
-        runtime = Runtime(self.name, authorizer, metrics)
+        runtime = ToolRuntime(self.name, authorizer, metrics)
         exchanger = TokenExchanger(
             token_url=settings.token_url,
             client_id=settings.client_id,

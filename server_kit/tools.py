@@ -43,7 +43,7 @@ from server_kit.guards import Guard, Public
 from server_kit.observability import KitMetrics, bound_log_fields
 from server_kit.resources import OpenResources, resource_type
 
-__all__ = ["Runtime", "ToolListFilter", "ToolSpec", "build_tool", "caller_of_request"]
+__all__ = ["ToolListFilter", "ToolRuntime", "ToolSpec", "build_tool", "caller_of_request"]
 
 logger = logging.getLogger("portcullis.kit.tools")
 _CONTEXT_PARAMETER = "portcullis_context"
@@ -78,8 +78,11 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """What running tools needs: the server's name, its authorizer, its metrics and its open resources."""
+class ToolRuntime:
+    """What running tools needs: the server's name, its authorizer, its metrics and its open resources.
+
+    (Not `authz_service.runtime.Runtime`, the decision point's policy and catalog holder: hence the name.)
+    """
 
     server: str
     authorizer: Authorizer
@@ -160,7 +163,9 @@ def _plan(spec: ToolSpec, access: Guard | Public, resource_types: Iterable[type]
     )
 
 
-async def _decide(runtime: Runtime, guard: Guard, spec: ToolSpec, caller: Caller, kwargs: dict[str, Any]) -> Verdict:
+async def _decide(
+    runtime: ToolRuntime, guard: Guard, spec: ToolSpec, caller: Caller, kwargs: dict[str, Any]
+) -> Verdict:
     try:
         inputs = guard.policy_inputs(kwargs)
     except Exception:
@@ -172,7 +177,7 @@ async def _decide(runtime: Runtime, guard: Guard, spec: ToolSpec, caller: Caller
     return verdict
 
 
-def _fields(runtime: Runtime, spec: ToolSpec, caller: Caller | None) -> dict[str, Any]:
+def _fields(runtime: ToolRuntime, spec: ToolSpec, caller: Caller | None) -> dict[str, Any]:
     fields = {"server": runtime.server, "tool": spec.name}
     if caller is not None:
         fields |= {"user": caller.user, "client_id": caller.client_id, "edge_decision_id": caller.decision_id}
@@ -181,7 +186,7 @@ def _fields(runtime: Runtime, spec: ToolSpec, caller: Caller | None) -> dict[str
 
 
 async def _authorize(
-    runtime: Runtime, guard: Guard | None, spec: ToolSpec, caller: Caller | None, kwargs: dict[str, Any]
+    runtime: ToolRuntime, guard: Guard | None, spec: ToolSpec, caller: Caller | None, kwargs: dict[str, Any]
 ) -> Verdict:
     if caller is None:
         return Verdict(False, UNAUTHENTICATED)
@@ -190,7 +195,7 @@ async def _authorize(
     return await _decide(runtime, guard, spec, caller, kwargs)
 
 
-def _refuse(runtime: Runtime, spec: ToolSpec, log: dict[str, Any], started: float, error: Exception) -> Exception:
+def _refuse(runtime: ToolRuntime, spec: ToolSpec, log: dict[str, Any], started: float, error: Exception) -> Exception:
     """Count and log a call that did not run; returns the error to raise."""
     elapsed = time.perf_counter() - started
     reason = getattr(error, "reason", "denied")
@@ -200,7 +205,7 @@ def _refuse(runtime: Runtime, spec: ToolSpec, log: dict[str, Any], started: floa
 
 
 def _confirmation_resolver(
-    spec: ToolSpec, guard: Guard | None, runtime: Runtime, plan: _Plan
+    spec: ToolSpec, guard: Guard | None, runtime: ToolRuntime, plan: _Plan
 ) -> Callable[..., Awaitable[Any]]:
     """The SDK resolver that fills a mutating tool's confirmation: policy first (never ask a person to confirm a
     call the policy denies), then the question, or the policy's waiver when the client cannot ask.
@@ -243,7 +248,7 @@ def _confirmation_resolver(
 
 
 def build_tool(
-    spec: ToolSpec, access: Guard | Public, runtime: Runtime, resource_types: Iterable[type] = ()
+    spec: ToolSpec, access: Guard | Public, runtime: ToolRuntime, resource_types: Iterable[type] = ()
 ) -> Callable[..., Awaitable[Any]]:
     """The function registered with the SDK for `spec`; parameters typed with one of `resource_types` receive
     the open resource.
@@ -320,7 +325,7 @@ class ToolListFilter:
     not known yet); anything else, or any failure to decide, is left out.
     """
 
-    def __init__(self, access: Mapping[str, Guard | Public], runtime: Runtime):
+    def __init__(self, access: Mapping[str, Guard | Public], runtime: ToolRuntime):
         self._access = dict(access)
         self._runtime = runtime
 
