@@ -7,8 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
+from portcullis_contracts.access_tokens import (
+    IssuerKeys,
+    KeySource,
+    KeysUnavailable,
+    TokenRefused,
+    check_not_revoked,
+    decode_access_token,
+)
 from portcullis_contracts.revocations import RevocationsUnavailable as FeedUnavailable
 from registry.errors import RevocationsUnavailable, Unauthenticated
 
@@ -63,8 +69,9 @@ def _strings(claims: dict[str, Any], key: str) -> tuple[str, ...]:
 
 
 class TokenVerifier:
-    """Verifies RS256/ES256 tokens: signature (JWKS, by kid), issuer, audience, expiry, and, given `revoked` (the
-    ids of revoked tokens, from the issuer's revocation feed), that the token's `jti` is not one of them.
+    """Verifies the platform's access tokens for the registry (`portcullis_contracts.access_tokens`: signature by
+    the JWKS key its `kid` names, issuer, audience, expiry) and, given `revoked` (the ids of revoked tokens, from the
+    issuer's revocation feed), that the token's `jti` is not one of them.
     """
 
     def __init__(
@@ -73,19 +80,20 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         jwks_url: str,
-        jwks_client: jwt.PyJWKClient | None = None,
+        jwks_client: KeySource | None = None,
         revoked: Callable[[], frozenset[str]] | None = None,
     ):
         self._issuer = issuer
         self._audience = audience
-        self._jwks = jwks_client or jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        self._keys = IssuerKeys(jwks_url, source=jwks_client)
         self._revoked = revoked
 
     def verify(self, authorization: str | None) -> Caller:
         """The caller behind an `Authorization: Bearer ...` header.
 
         Raises:
-            Unauthenticated: missing, malformed, expired, wrongly signed, for another audience, or revoked.
+            Unauthenticated: missing, malformed, expired, wrongly signed, for another audience, or revoked; or the
+                issuer's keys cannot be fetched now.
             RevocationsUnavailable: the revocation list cannot be vouched for now (fail closed).
         """
         scheme, _, token = (authorization or "").partition(" ")
@@ -93,26 +101,28 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("a bearer token is required")
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
-            claims = jwt.decode(
+            key = self._keys.key_for(token)
+            claims = decode_access_token(
                 token,
-                key.key,
-                algorithms=["RS256", "ES256"],
+                key,
                 issuer=self._issuer,
                 audience=self._audience,
-                leeway=_LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                leeway_seconds=_LEEWAY_SECONDS,
+                require_jti=self._revoked is not None,
             )
-        except jwt.PyJWKClientConnectionError:
+            if self._revoked is not None:
+                check_not_revoked(claims, self._revoked)
+        except KeysUnavailable:
             logger.warning("cannot fetch the issuer's JWKS")
             raise Unauthenticated("the token cannot be verified now (issuer keys unavailable)") from None
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from None
+        except TokenRefused as exc:
+            raise Unauthenticated(str(exc)) from None
+        except FeedUnavailable:
+            logger.warning("the revocation feed is unavailable: tokens are refused until it answers")
+            raise RevocationsUnavailable("the token cannot be checked now (revocation list unavailable)") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("invalid token: no subject")
-        if self._revoked is not None:
-            _check_not_revoked(claims.get("jti"), self._revoked)
         return Caller(
             id=subject,
             client=str(claims.get("client_id", "")),
@@ -122,16 +132,3 @@ class TokenVerifier:
             business_groups=_strings(claims, "business_groups"),
             delegated_by=_actor_chain(claims),
         )
-
-
-def _check_not_revoked(jti: Any, revoked: Callable[[], frozenset[str]]) -> None:
-    # A token without an id could never be revoked: refused, as the kit does.
-    if not isinstance(jti, str) or not jti or len(jti) > 256:
-        raise Unauthenticated("invalid token: no usable jti")
-    try:
-        ids = revoked()
-    except FeedUnavailable:
-        logger.warning("the revocation feed is unavailable: tokens are refused until it answers")
-        raise RevocationsUnavailable("the token cannot be checked now (revocation list unavailable)") from None
-    if jti in ids:
-        raise Unauthenticated("the token was revoked")

@@ -20,6 +20,13 @@ import anyio.to_thread
 import jwt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portcullis_contracts.access_tokens import (
+    IssuerKeys,
+    KeysUnavailable,
+    TokenRefused,
+    check_not_revoked,
+    decode_access_token,
+)
 from portcullis_contracts.resource_metadata import challenge
 from portcullis_contracts.revocations import RevocationsUnavailable
 from server_kit.caller import CALLER_SCOPE_KEY, Caller, CallerServices, caller_from_claims
@@ -28,15 +35,6 @@ from server_kit.errors import IssuerUnavailable, Unauthenticated
 __all__ = ["BearerAuth", "TokenVerifier"]
 
 logger = logging.getLogger("portcullis.kit.auth")
-_ALGORITHMS = ["RS256", "ES256"]
-# jti: a token without an id could never be found in the revocation feed, so it could not be revoked here.
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
-_MAX_JTI_CHARS = 256
-_MAX_KID_CHARS = 128
-_UNKNOWN_KID_SECONDS = 10.0  # an unknown kid refetches the JWKS at most this often
-_MAX_REMEMBERED_KIDS = 1_000
-
-
 _VERIFIED_RECHECK_SECONDS = 60.0
 _MAX_VERIFIED_TOKENS = 10_000
 
@@ -63,49 +61,22 @@ class TokenVerifier:
         self._audience = audience
         self._required_scope = required_scope
         self._leeway = leeway_seconds
-        self._ttl = float(jwks_cache_seconds)
-        self._clock = clock
-        # PyJWKClient's own cool-down (30 s by default) would refuse a new key for longer than our own limit on
-        # refetching for an unknown kid: keep one rule, ours.
-        self._jwks = jwt.PyJWKClient(
-            jwks_url,
-            cache_keys=False,
-            lifespan=max(1, jwks_cache_seconds),
-            timeout=5,
-            cooldown_duration=_UNKNOWN_KID_SECONDS,
-        )
-        self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
-        self._unknown: dict[str, float] = {}
+        self._keys = IssuerKeys(jwks_url, cache_seconds=jwks_cache_seconds, clock=clock)
         # Tokens already verified, until they expire (or a minute passes): a client sends the same token on every
         # call, and parsing plus checking it again was about half of the kit's per-call cost (bench/kit_bench).
         self._verified: dict[str, tuple[dict[str, Any], float]] = {}
 
     async def _key(self, token: str) -> jwt.PyJWK:
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
-            raise Unauthenticated("the token is not a JWT") from None
-        if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID_CHARS:
-            raise Unauthenticated("the token names no usable key id")
-        now = self._clock()
-        cached = self._keys.get(kid)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
-        if now - self._unknown.get(kid, -_UNKNOWN_KID_SECONDS) < _UNKNOWN_KID_SECONDS:
-            raise Unauthenticated("the token is signed by an unknown key")
+        kid = self._keys.kid_of(token)
+        cached = self._keys.cached(kid)
+        if cached is not None:
+            return cached
         try:
             # PyJWKClient fetches with urllib (blocking): off the event loop, and only on a cache miss.
-            key = await anyio.to_thread.run_sync(self._jwks.get_signing_key, kid)
-        except jwt.PyJWKClientConnectionError:
+            return await anyio.to_thread.run_sync(self._keys.fetch, kid)
+        except KeysUnavailable as exc:
             logger.warning("cannot fetch the issuer's JWKS")
-            raise IssuerUnavailable("the issuer's keys cannot be fetched; try again shortly") from None
-        except jwt.PyJWKClientError:
-            if len(self._unknown) >= _MAX_REMEMBERED_KIDS:
-                self._unknown.clear()
-            self._unknown[kid] = now
-            raise Unauthenticated("the token is signed by an unknown key") from None
-        self._keys[kid] = (key, now)
-        return key
+            raise IssuerUnavailable(str(exc)) from None
 
     async def verify(self, token: str, headers: Mapping[str, str]) -> Caller:
         """The caller behind a bearer token; `headers` (lower-case names) give only correlation ids.
@@ -116,48 +87,31 @@ class TokenVerifier:
             IssuerUnavailable: the key is not cached and the JWKS cannot be fetched, or the revocation feed has
                 not answered within its bound (fail closed).
         """
-        cached = self._verified.get(token)
-        if cached is not None and time.time() < cached[1]:
-            claims = cached[0]
-        else:
-            claims = await self._decode(token)
-            recheck_at = min(float(claims["exp"]), time.time() + _VERIFIED_RECHECK_SECONDS)
-            if len(self._verified) >= _MAX_VERIFIED_TOKENS:
-                self._verified.clear()
-            self._verified[token] = (claims, recheck_at)
-        # After the cache, on every request: a token revoked after it was cached is refused from the next call.
         try:
-            revoked = self._revoked()
+            claims = await self._claims(token)
+            # After the cache, on every request: a token revoked after it was cached is refused from the next call.
+            check_not_revoked(claims, self._revoked)
+        except TokenRefused as exc:
+            raise Unauthenticated(str(exc)) from None
         except RevocationsUnavailable:
             raise IssuerUnavailable("revoked tokens cannot be checked now (revocation feed unreachable)") from None
-        if claims["jti"] in revoked:
-            raise Unauthenticated("the token was revoked")
         caller = caller_from_claims(claims, token, headers, self._services)
         if self._required_scope and self._required_scope not in caller.scopes:
             raise Unauthenticated(f"the token lacks the {self._required_scope!r} scope", error="insufficient_scope")
         return caller
 
-    async def _decode(self, token: str) -> dict[str, Any]:
+    async def _claims(self, token: str) -> dict[str, Any]:
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
         key = await self._key(token)
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=_ALGORITHMS,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway,
-                options={"require": _REQUIRED_CLAIMS},
-            )
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated("the token was not issued for this server") from None
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired") from None
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"invalid token ({type(exc).__name__})") from None
-        jti = claims["jti"]
-        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_CHARS:
-            raise Unauthenticated("invalid token (its jti is not a token id)")
+        claims = decode_access_token(
+            token, key, issuer=self._issuer, audience=self._audience, leeway_seconds=self._leeway
+        )
+        recheck_at = min(float(claims["exp"]), time.time() + _VERIFIED_RECHECK_SECONDS)
+        if len(self._verified) >= _MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = (claims, recheck_at)
         return claims
 
 

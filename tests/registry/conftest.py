@@ -48,8 +48,7 @@ class StaticJwks:
     def __init__(self, key: SigningKey):
         self._keys = {k["kid"]: jwt.PyJWK(k) for k in key.jwks()["keys"]}
 
-    def get_signing_key_from_jwt(self, token: str) -> jwt.PyJWK:
-        kid = jwt.get_unverified_header(token).get("kid")
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
         try:
             return self._keys[kid]
         except KeyError:
@@ -142,7 +141,7 @@ def build_registry(
         issuer=ISSUER,
         audience=AUDIENCE,
         jwks_url="unused",
-        jwks_client=StaticJwks(key),  # type: ignore[arg-type]
+        jwks_client=StaticJwks(key),
         revoked=revoked,
     )
     app = create_app(settings, authz=authz, verifier=verifier)
