@@ -141,13 +141,27 @@ class SyncHttp(Protocol):
     def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Any: ...
 
 
-class AuthzenClient:
+class _Asking:
+    """What the sync and the async client share: the credential header and how questions are batched."""
+
+    def __init__(self, *, credential: str, batch_size: int):
+        self._headers = {"Authorization": f"Bearer {credential}"}
+        self._batch = batch_size
+
+    def _batches(
+        self, subject: Mapping[str, Any], items: Sequence[Item], context: Mapping[str, Any] | None
+    ) -> list[tuple[dict[str, Any], int]]:
+        """The `/access/v1/evaluations` bodies for `items`, `batch_size` questions each, with their sizes."""
+        chunks = [items[start : start + self._batch] for start in range(0, len(items), self._batch)]
+        return [(evaluations_request(subject, chunk, context), len(chunk)) for chunk in chunks]
+
+
+class AuthzenClient(_Asking):
     """Asks the decision point with one service credential, synchronously (`http` has the base URL)."""
 
     def __init__(self, http: SyncHttp, *, credential: str, batch_size: int = MAX_BATCH):
+        super().__init__(credential=credential, batch_size=batch_size)
         self._http = http
-        self._headers = {"Authorization": f"Bearer {credential}"}
-        self._batch = batch_size
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -179,20 +193,17 @@ class AuthzenClient:
             AuthzenFailure: a batch could not be decided.
         """
         verdicts: list[Verdict] = []
-        for start in range(0, len(items), self._batch):
-            chunk = items[start : start + self._batch]
-            payload = self._post(EVALUATIONS_PATH, evaluations_request(subject, chunk, context))
-            verdicts += _batch_verdicts(payload, len(chunk))
+        for body, size in self._batches(subject, items, context):
+            verdicts += _batch_verdicts(self._post(EVALUATIONS_PATH, body), size)
         return verdicts
 
 
-class AsyncAuthzenClient:
+class AsyncAuthzenClient(_Asking):
     """Asks the decision point with one service credential from async code (`http` has the base URL)."""
 
     def __init__(self, http: httpx.AsyncClient, *, credential: str, batch_size: int = MAX_BATCH):
+        super().__init__(credential=credential, batch_size=batch_size)
         self._http = http
-        self._headers = {"Authorization": f"Bearer {credential}"}
-        self._batch = batch_size
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -224,8 +235,6 @@ class AsyncAuthzenClient:
             AuthzenFailure: a batch could not be decided.
         """
         verdicts: list[Verdict] = []
-        for start in range(0, len(items), self._batch):
-            chunk = items[start : start + self._batch]
-            payload = await self._post(EVALUATIONS_PATH, evaluations_request(subject, chunk, context))
-            verdicts += _batch_verdicts(payload, len(chunk))
+        for body, size in self._batches(subject, items, context):
+            verdicts += _batch_verdicts(await self._post(EVALUATIONS_PATH, body), size)
         return verdicts
