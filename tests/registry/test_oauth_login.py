@@ -157,3 +157,11 @@ def test_an_answer_without_the_issuer_or_from_another_is_refused(browser: TestCl
         page = browser.get("/auth/callback", params={"code": "c", "state": state, "iss": iss})
         assert page.status_code == 400 and "another issuer" in page.text
     assert provider.requests["/token"] == 0
+
+
+def test_a_callback_for_a_sign_in_not_started_in_this_browser_is_a_400_page(
+    browser: TestClient, provider: FakeProvider
+) -> None:
+    page = browser.get("/auth/callback", params={"code": "c", "state": "guessed", "iss": provider.url})
+    assert page.status_code == 400 and "Sign-in expired" in page.text
+    assert provider.requests["/token"] == 0

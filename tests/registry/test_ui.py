@@ -9,10 +9,12 @@ import json
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookies import Morsel, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,14 @@ import httpx
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
 
 from portcullis.testing import free_port
 from registry.app import create_app
 from registry.authz import AuthzClient
 from registry.identity import TokenVerifier
 from registry.settings import RegistrySettings
-from registry.ui import SESSION_COOKIE
+from registry.ui import SESSION_COOKIE, SESSION_MAX_AGE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_SECRET = "registry-ui-test-credential"
@@ -261,9 +264,10 @@ def test_development_login_lists_directory_users_and_signs_in(ui: Ui) -> None:
     response = ui.sign_in("dana")
     assert response.status_code == 200 and str(response.url).endswith("/ui/reviews")
     assert 'data-testid="signed-in-user">Dana Diaz<' in response.text
-    cookie = response.history[0].headers["set-cookie"]
-    assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
-    assert "Secure" not in cookie  # served over http here
+    cookie = _session_cookie(response.history[0].headers["set-cookie"])
+    assert cookie["httponly"] and cookie["samesite"].lower() == "lax" and cookie["path"] == "/"
+    assert cookie["max-age"] == str(SESSION_MAX_AGE_SECONDS)
+    assert not cookie["secure"]  # served over http here
 
 
 def test_without_dev_login_nobody_can_sign_in_and_the_catalog_still_works(tmp_path: Path, authz: AuthzClient) -> None:
@@ -280,7 +284,7 @@ def test_without_dev_login_nobody_can_sign_in_and_the_catalog_still_works(tmp_pa
 
 def test_session_cookie_is_secure_when_the_registry_is_served_over_https(tmp_path: Path, authz: AuthzClient) -> None:
     ui = build_ui(tmp_path, authz, public_url="https://registry.example.com")
-    assert "Secure" in ui.client.get("/").headers["set-cookie"]
+    assert _session_cookie(ui.client.get("/").headers["set-cookie"])["secure"]
 
 
 def test_a_tampered_session_cookie_is_an_anonymous_session(ui: Ui) -> None:
@@ -292,6 +296,36 @@ def test_a_tampered_session_cookie_is_an_anonymous_session(ui: Ui) -> None:
     ui.client.cookies.clear()
     ui.client.cookies.set(SESSION_COOKIE, value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB"))
     assert "signed-in-user" not in ui.client.get("/").text
+
+
+def _session_cookie(header: str) -> Morsel[str]:
+    """The session cookie of a Set-Cookie header, its attributes read case-insensitively."""
+    cookies: SimpleCookie = SimpleCookie()
+    cookies.load(header)
+    return cookies[SESSION_COOKIE]
+
+
+def test_a_session_cookie_older_than_the_session_max_age_is_an_anonymous_session(
+    tmp_path: Path, authz: AuthzClient
+) -> None:
+    secret = "a-session-secret-for-this-test"
+    ui = build_ui(tmp_path, authz, session_secret=secret)
+    ui.sign_in("frank")
+    signed = ui.client.cookies[SESSION_COOKIE]
+    payload = signed.rsplit(".", 2)[0].encode()
+
+    class Signed(TimestampSigner):
+        def __init__(self, age: int) -> None:
+            super().__init__(secret)
+            self.age = age
+
+        def get_timestamp(self) -> int:
+            return int(time.time()) - self.age
+
+    for age, signed_in in ((SESSION_MAX_AGE_SECONDS - 60, True), (SESSION_MAX_AGE_SECONDS + 60, False)):
+        ui.client.cookies.clear()
+        ui.client.cookies.set(SESSION_COOKIE, Signed(age).sign(payload).decode())
+        assert ("signed-in-user" in ui.client.get("/").text) is signed_in
 
 
 def test_sign_in_redirects_only_to_paths_on_this_site(ui: Ui) -> None:
