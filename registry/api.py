@@ -34,7 +34,7 @@ from portcullis_contracts.json_input import InvalidJson, parse_json
 from registry import service
 from registry.authz import AuthzClient
 from registry.errors import InvalidRequest, NotFound, PayloadTooLarge, RegistryError, Unauthenticated
-from registry.identity import Caller, TokenVerifier
+from registry.identity import RegistryCaller, RegistryTokenVerifier
 from registry.lifecycle import official_action
 from registry.models import LIFECYCLE
 from registry.settings import RegistrySettings
@@ -63,7 +63,7 @@ class Registry:
         settings: RegistrySettings,
         engine: Engine,
         authz: AuthzClient,
-        verifier: TokenVerifier,
+        verifier: RegistryTokenVerifier,
     ):
         self.settings = settings
         self.engine = engine
@@ -83,7 +83,7 @@ class Registry:
         with Session(self.writer) as session, session.begin():
             yield session
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: Request) -> RegistryCaller:
         return self.verifier.verify(request.headers.get("authorization"))
 
     def require_service(self, request: Request) -> None:
@@ -201,7 +201,7 @@ def build_router(registry: Registry) -> APIRouter:
     # database and the AuthZEN call are blocking and must not stall other requests.
 
     def change_version(
-        request: Request, server_name: str, version: str, apply: Callable[[Caller, Session, Any], object]
+        request: Request, server_name: str, version: str, apply: Callable[[RegistryCaller, Session, Any], object]
     ) -> JSONResponse:
         caller = registry.caller(request)
         with registry.writing() as session:
@@ -214,7 +214,7 @@ def build_router(registry: Registry) -> APIRouter:
     async def patch_version_status(server_name: str, version: str, request: Request) -> JSONResponse:
         status, message = _status_body(await registry.read_json(request))
 
-        def apply(caller: Caller, session: Session, row: Any) -> object:
+        def apply(caller: RegistryCaller, session: Session, row: Any) -> object:
             return _apply_official(registry, session, row, status, message, caller, strict=True)
 
         return await run_in_threadpool(change_version, request, server_name, version, apply)
@@ -259,7 +259,7 @@ def build_router(registry: Registry) -> APIRouter:
         review, decision = _text(body, "review"), _text(body, "decision")
         reason = _text(body, "reason", required=False)
 
-        def apply(caller: Caller, session: Session, row: Any) -> object:
+        def apply(caller: RegistryCaller, session: Session, row: Any) -> object:
             return service.sign_off(
                 session, row=row, review=review, decision=decision, reason=reason, caller=caller,
                 authz=registry.authz, required_reviews=settings.reviews,
@@ -272,7 +272,7 @@ def build_router(registry: Registry) -> APIRouter:
         body = _object(await registry.read_json(request))
         action, reason = _text(body, "action"), _text(body, "reason", required=False)
 
-        def apply(caller: Caller, session: Session, row: Any) -> object:
+        def apply(caller: RegistryCaller, session: Session, row: Any) -> object:
             return service.transition(
                 session, row=row, action=action, reason=reason, caller=caller,
                 authz=registry.authz, required_reviews=settings.reviews,
@@ -360,7 +360,7 @@ def _apply_official(
     row: Any,
     status: str,
     message: str | None,
-    caller: Caller,
+    caller: RegistryCaller,
     *,
     strict: bool = False,
 ) -> bool:

@@ -26,7 +26,7 @@ from registry.api import Registry, build_router, error_response
 from registry.authz import AuthzClient
 from registry.db import make_engine, migrate
 from registry.errors import RegistryError
-from registry.identity import Caller, TokenVerifier
+from registry.identity import RegistryCaller, RegistryTokenVerifier
 from registry.models import Server
 from registry.settings import RegistrySettings
 from registry.ui import build_ui
@@ -37,7 +37,7 @@ __all__ = ["create_app", "seed"]
 logger = logging.getLogger("portcullis.registry")
 SEED_KEY = "dev.portcullis/seed"
 _FIRST_REVOCATIONS_SECONDS = 3.0
-SEED_ACTOR = Caller(id="system:seed", client="portcullis-up")
+SEED_ACTOR = RegistryCaller(id="system:seed", client="portcullis-up")
 
 
 def create_app(
@@ -45,7 +45,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     authz: AuthzClient | None = None,
-    verifier: TokenVerifier | None = None,
+    verifier: RegistryTokenVerifier | None = None,
 ) -> FastAPI:
     """Build the registry: migrate the schema, seed an empty local database, wire the routes."""
     engine = engine or make_engine(settings.database_url.get_secret_value())
@@ -56,7 +56,7 @@ def create_app(
     revocations: RevocationFollower | None = None
     if verifier is None:
         revocations = RevocationFollower(url=settings.revocation_url, issuer=settings.issuer)
-        verifier = TokenVerifier(
+        verifier = RegistryTokenVerifier(
             issuer=settings.issuer,
             audience=settings.token_audience,
             jwks_url=settings.jwks_url,
@@ -159,7 +159,7 @@ class _SeedAuthz(AuthzClient):
     def __init__(self) -> None:
         pass
 
-    def evaluate(self, caller: Caller, action: str, resource: dict[str, Any]) -> Any:
+    def evaluate(self, caller: RegistryCaller, action: str, resource: dict[str, Any]) -> Any:
         from registry.authz import Verdict
 
         return Verdict(True, "seed", "seed")

@@ -12,7 +12,7 @@ from typing import Any
 
 from portcullis_contracts.authzen import AuthzenClient, AuthzenFailure, SyncHttp, Verdict
 from registry.errors import AuthzUnavailable
-from registry.identity import Caller
+from registry.identity import RegistryCaller
 
 __all__ = ["AuthzClient", "HttpClient", "Verdict"]
 
@@ -20,7 +20,7 @@ _BATCH = 200  # evaluations per HTTP request
 HttpClient = SyncHttp
 
 
-def subject(caller: Caller) -> dict[str, Any]:
+def subject(caller: RegistryCaller) -> dict[str, Any]:
     return {
         "type": "user",
         "id": caller.id,
@@ -53,7 +53,7 @@ class AuthzClient:
     def __init__(self, http: HttpClient, *, credential: str):
         self._client = AuthzenClient(http, credential=credential, batch_size=_BATCH)
 
-    def evaluate(self, caller: Caller, action: str, resource: dict[str, Any]) -> Verdict:
+    def evaluate(self, caller: RegistryCaller, action: str, resource: dict[str, Any]) -> Verdict:
         """One decision for (caller, action, resource).
 
         Raises:
@@ -64,7 +64,7 @@ class AuthzClient:
         except AuthzenFailure as failure:
             raise _unavailable(failure) from None
 
-    def evaluate_many(self, caller: Caller, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Verdict]:
+    def evaluate_many(self, caller: RegistryCaller, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Verdict]:
         """Decisions for many (action, resource) pairs of one caller, in order (batched evaluations).
 
         Raises:

@@ -18,14 +18,14 @@ from portcullis_contracts.access_tokens import (
 from portcullis_contracts.revocations import RevocationsUnavailable as FeedUnavailable
 from registry.errors import RevocationsUnavailable, Unauthenticated
 
-__all__ = ["Caller", "TokenVerifier"]
+__all__ = ["RegistryCaller", "RegistryTokenVerifier"]
 
 logger = logging.getLogger("portcullis.registry.identity")
 _LEEWAY_SECONDS = 30
 
 
 @dataclass(frozen=True)
-class Caller:
+class RegistryCaller:
     """A person (or their client application) acting on the registry."""
 
     id: str
@@ -68,7 +68,7 @@ def _strings(claims: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(sorted(value))
 
 
-class TokenVerifier:
+class RegistryTokenVerifier:
     """Verifies the platform's access tokens for the registry (`portcullis_contracts.access_tokens`: signature by
     the JWKS key its `kid` names, issuer, audience, expiry) and, given `revoked` (the ids of revoked tokens, from the
     issuer's revocation feed), that the token's `jti` is not one of them.
@@ -88,7 +88,7 @@ class TokenVerifier:
         self._keys = IssuerKeys(jwks_url, source=jwks_client)
         self._revoked = revoked
 
-    def verify(self, authorization: str | None) -> Caller:
+    def verify(self, authorization: str | None) -> RegistryCaller:
         """The caller behind an `Authorization: Bearer ...` header.
 
         Raises:
@@ -123,7 +123,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("invalid token: no subject")
-        return Caller(
+        return RegistryCaller(
             id=subject,
             client=str(claims.get("client_id", "")),
             email=str(claims.get("email", "")),

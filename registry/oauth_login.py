@@ -4,7 +4,7 @@ issuer check). The access token it receives is verified like any API token and b
 the token itself is not kept.
 
 The server's metadata (RFC 8414) is read once and re-read at most every five minutes, never once per sign-in.
-Whatever the server answers, a sign-in ends in a `Caller` or a `LoginFailed`: `LoginUnavailable` when the
+Whatever the server answers, a sign-in ends in a `RegistryCaller` or a `LoginFailed`: `LoginUnavailable` when the
 server cannot be used (unreachable, not JSON, metadata without the endpoints it must name, an error status),
 plain `LoginFailed` when this sign-in is refused (state or issuer mismatch, a refused code, a token that does
 not verify).
@@ -21,7 +21,7 @@ import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from registry.errors import LoginFailed, LoginUnavailable
-from registry.identity import Caller, TokenVerifier
+from registry.identity import RegistryCaller, RegistryTokenVerifier
 from registry.settings import RegistrySettings
 
 # LoginFailed and LoginUnavailable live in registry.errors; re-exported because a sign-in raises them.
@@ -53,7 +53,7 @@ class OAuthLogin:
     """Signs people in through the authorization server; one per app, safe to share across threads."""
 
     def __init__(
-        self, settings: RegistrySettings, verifier: TokenVerifier, transport: httpx2.BaseTransport | None = None
+        self, settings: RegistrySettings, verifier: RegistryTokenVerifier, transport: httpx2.BaseTransport | None = None
     ):
         self._issuer = settings.issuer.rstrip("/")
         self._client_id = settings.oauth_client_id
@@ -79,7 +79,7 @@ class OAuthLogin:
         )  # fmt: skip
         return str(url), pending
 
-    def finish(self, params: dict[str, str], pending: PendingLogin) -> Caller:
+    def finish(self, params: dict[str, str], pending: PendingLogin) -> RegistryCaller:
         """The person who signed in.
 
         Raises:

@@ -21,7 +21,7 @@ from portcullis_contracts.governance import GOVERNANCE_KEY
 from portcullis_contracts.resource_metadata import canonical_uri, resource_metadata_url
 from registry.authz import AuthzClient
 from registry.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from registry.identity import Caller
+from registry.identity import RegistryCaller
 from registry.lifecycle import TRANSITIONS, is_newer
 from registry.models import OFFICIAL_STATUS, CatalogState, Review, Server, ServerVersion, StatusEvent, utcnow
 from registry.validation import ValidServer
@@ -108,7 +108,7 @@ def entry_resource(row: ServerVersion, **extra: Any) -> dict[str, Any]:
     )
 
 
-def _authorize(authz: AuthzClient, caller: Caller, action: str, resource: dict[str, Any]) -> None:
+def _authorize(authz: AuthzClient, caller: RegistryCaller, action: str, resource: dict[str, Any]) -> None:
     # Every registry write is decided here. The actor chain of a delegated token (a server that exchanged the
     # person's token) goes with the facts, so the policy can refuse a write the person did not make themselves.
     resource = {**resource, "properties": {**resource["properties"], "delegated_by": list(caller.delegated_by)}}
@@ -152,7 +152,7 @@ def record_transition(session: Session, row: ServerVersion, target: str, actor: 
 
 
 def publish(
-    session: Session, *, valid: ValidServer, caller: Caller, authz: AuthzClient, draft: bool = False
+    session: Session, *, valid: ValidServer, caller: RegistryCaller, authz: AuthzClient, draft: bool = False
 ) -> ServerVersion:
     """Store a new version (pending review, or a draft) after the policy allows the caller to publish it.
 
@@ -373,7 +373,7 @@ def transition(
     row: ServerVersion,
     action: str,
     reason: str,
-    caller: Caller,
+    caller: RegistryCaller,
     authz: AuthzClient,
     required_reviews: dict[str, str],
 ) -> ServerVersion:
@@ -405,7 +405,7 @@ def sign_off(
     review: str,
     decision: str,
     reason: str,
-    caller: Caller,
+    caller: RegistryCaller,
     authz: AuthzClient,
     required_reviews: dict[str, str],
 ) -> ServerVersion:
@@ -459,7 +459,7 @@ def pending_queue(session: Session) -> list[ServerVersion]:
 
 
 def usable_servers(
-    snapshot: Snapshot, *, caller: Caller, authz: AuthzClient, gateway_url: str, limit: int, cursor: str | None
+    snapshot: Snapshot, *, caller: RegistryCaller, authz: AuthzClient, gateway_url: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """The routed servers this caller's client application may connect to, each with the tools it may call.
 

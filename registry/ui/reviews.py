@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from registry import service
 from registry.api import Registry
 from registry.errors import AuthzUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, RegistryError
-from registry.identity import Caller
+from registry.identity import RegistryCaller
 from registry.ui.forms import local_path, read_form
 from registry.ui.pages import Pages
 from registry.ui.session import SessionDep
@@ -64,7 +64,7 @@ def review_routes(registry: Registry, pages: Pages) -> APIRouter:
     return router
 
 
-def _sign(registry: Registry, caller: Caller, form: dict[str, str]) -> tuple[str, str]:
+def _sign(registry: Registry, caller: RegistryCaller, form: dict[str, str]) -> tuple[str, str]:
     """Sign one review off as the form says; a (kind, message) for the page either way."""
     name, version = form.get("server", ""), form.get("version", "")
     review, decision = form.get("review", ""), form.get("decision", "")

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from starlette.middleware.sessions import SessionMiddleware
 
-from registry.identity import Caller
+from registry.identity import RegistryCaller
 from registry.oauth_login import PendingLogin
 from registry.settings import RegistrySettings
 
@@ -76,11 +76,11 @@ class UiSession:
         return user if isinstance(user, dict) and isinstance(user.get("id"), str) else None
 
     @property
-    def caller(self) -> Caller | None:
+    def caller(self) -> RegistryCaller | None:
         user = self.user
         if user is None:
             return None
-        return Caller(
+        return RegistryCaller(
             id=str(user["id"]),
             client=UI_CLIENT,
             email=str(user.get("email", "")),

@@ -30,7 +30,7 @@ from authz_service.settings import Settings as AuthzSettings
 from portcullis_contracts.directory import load_directory
 from registry.app import create_app
 from registry.authz import AuthzClient
-from registry.identity import TokenVerifier
+from registry.identity import RegistryTokenVerifier
 from registry.settings import RegistrySettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +137,7 @@ def build_registry(
         **overrides,
     }
     settings = RegistrySettings(**options)
-    verifier = TokenVerifier(
+    verifier = RegistryTokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
         jwks_url="unused",

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from registry.app import create_app
 from registry.authz import AuthzClient
-from registry.identity import TokenVerifier
+from registry.identity import RegistryTokenVerifier
 from registry.settings import RegistrySettings
 from tests.fake_oidc import AS_METADATA, Answer, FakeProvider, fake_provider
 
@@ -44,7 +44,7 @@ def browser(tmp_path: Path, provider: FakeProvider) -> Iterator[TestClient]:
         oauth_client_id="registry-ui",
         oauth_client_secret=SecretStr("registry-ui-test-secret"),
     )
-    verifier = TokenVerifier(issuer=provider.url, audience=REGISTRY, jwks_url=f"{provider.url}/jwks")
+    verifier = RegistryTokenVerifier(issuer=provider.url, audience=REGISTRY, jwks_url=f"{provider.url}/jwks")
     # Signing in asks the decision point nothing: nothing listens here.
     authz = AuthzClient(httpx.Client(base_url="http://127.0.0.1:9"), credential="unused")
     app = create_app(settings, authz=authz, verifier=verifier)

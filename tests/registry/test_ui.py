@@ -28,7 +28,7 @@ from itsdangerous import TimestampSigner
 from portcullis.testing import free_port
 from registry.app import create_app
 from registry.authz import AuthzClient
-from registry.identity import TokenVerifier
+from registry.identity import RegistryTokenVerifier
 from registry.settings import RegistrySettings
 from registry.ui import SESSION_COOKIE, SESSION_MAX_AGE_SECONDS
 
@@ -93,7 +93,7 @@ def build_ui(tmp_path: Path, authz: AuthzClient, *, seed: Path | None = None, **
     }
     settings = RegistrySettings(**options)
     # The UI signs people in with its session cookie; bearer tokens (and so this verifier) are the API's.
-    verifier = TokenVerifier(
+    verifier = RegistryTokenVerifier(
         issuer="http://issuer.test", audience="http://registry.test", jwks_url="http://127.0.0.1:9"
     )
     app = create_app(settings, authz=authz, verifier=verifier)
