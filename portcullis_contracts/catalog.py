@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import yaml
@@ -30,6 +30,7 @@ __all__ = [
     "check_not_reserved",
     "check_unique_tools",
     "check_upstream",
+    "label_for",
 ]
 
 
@@ -106,6 +107,14 @@ class DatasetLabel(BaseModel):
     match: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.*/:-]+$")
     business_group: str = Field(default="", max_length=100)
     sensitivity: Sensitivity = "restricted"
+
+
+def label_for(labels: Iterable[DatasetLabel], dataset: str) -> DatasetLabel | None:
+    """The first label whose pattern matches a dataset's name (case-insensitively, as SQL identifiers compare),
+    or None: the one rule the decision point and a server showing its data's labels both use.
+    """
+    name = dataset.lower()
+    return next((label for label in labels if fnmatch.fnmatchcase(name, label.match.lower())), None)
 
 
 class ServerEntry(BaseModel):
@@ -218,8 +227,5 @@ class Catalog:
         The first label whose pattern matches the dataset's name wins (names compare case-insensitively, as
         SQL identifiers do); data no label matches is restricted with no business group, the most guarded.
         """
-        name = dataset.lower()
-        for label in self._dataset_labels.get(server, ()):
-            if fnmatch.fnmatchcase(name, label.match.lower()):
-                return label.business_group, label.sensitivity
-        return "", "restricted"
+        label = label_for(self._dataset_labels.get(server, ()), dataset)
+        return (label.business_group, label.sensitivity) if label is not None else ("", "restricted")

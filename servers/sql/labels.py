@@ -9,65 +9,50 @@ labels.dataset("lake.ads.campaigns")  # Dataset(name, business_group="ads", sens
 
 from __future__ import annotations
 
-import fnmatch
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from portcullis_contracts.catalog import DatasetLabel, label_for
+from portcullis_contracts.governance import GOVERNANCE_KEY, Governance
+from portcullis_contracts.json_input import InvalidJson, parse_json
+from portcullis_contracts.problems import validation_problems
 from server_kit import ConfigurationError, Dataset
 
-__all__ = ["Label", "Labels"]
-
-_SENSITIVITIES = ("public", "internal", "confidential", "restricted")
-_GOVERNANCE_KEY = "dev.portcullis/governance"
-
-
-@dataclass(frozen=True)
-class Label:
-    match: str
-    business_group: str
-    sensitivity: str
+__all__ = ["Labels"]
 
 
 class Labels:
     """Ordered patterns; the first match labels a table, an unmatched table gets no label (restricted)."""
 
-    def __init__(self, labels: list[Label]):
+    def __init__(self, labels: list[DatasetLabel]):
         self._labels = labels
 
     @classmethod
     def load(cls, server_json: Path) -> Labels:
-        """Read and check the `datasets` labels of a server.json's governance extension.
+        """Read the `datasets` labels of a server.json's governance extension, checked by the contract's model.
 
         Raises:
-            ConfigurationError: unreadable, not the expected shape, or an unknown sensitivity.
+            ConfigurationError: unreadable, or a governance extension the registry would refuse.
         """
         try:
-            document = json.loads(server_json.read_text())
-        except (OSError, ValueError) as exc:
+            document = parse_json(server_json.read_bytes())
+        except (OSError, InvalidJson) as exc:
             raise ConfigurationError(f"cannot read the table labels in {server_json}: {exc}") from None
         meta = document.get("_meta") if isinstance(document, dict) else None
-        governance = meta.get(_GOVERNANCE_KEY) if isinstance(meta, dict) else None
-        entries = governance.get("datasets", []) if isinstance(governance, dict) else None
-        if not isinstance(entries, list):
-            raise ConfigurationError(f"{server_json}: expected a `datasets` list in the governance extension")
-        labels = []
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not isinstance(entry.get("match"), str):
-                raise ConfigurationError(f"{server_json}: datasets[{position}] needs a `match` pattern")
-            sensitivity = str(entry.get("sensitivity", "restricted"))
-            if sensitivity not in _SENSITIVITIES:
-                raise ConfigurationError(
-                    f"{server_json}: datasets[{position}].sensitivity must be one of {', '.join(_SENSITIVITIES)}"
-                )
-            labels.append(Label(entry["match"], str(entry.get("business_group") or ""), sensitivity))
-        return cls(labels)
+        raw = meta.get(GOVERNANCE_KEY) if isinstance(meta, dict) else None
+        try:
+            governance = Governance.model_validate(raw)
+        except ValidationError as exc:
+            problems = validation_problems(exc.errors(), limit=10)
+            raise ConfigurationError(f"{server_json}: invalid governance extension: {problems}") from None
+        return cls(list(governance.datasets))
 
     def dataset(self, table: str) -> Dataset:
         """The policy's view of a table (`catalog.schema.table`)."""
         catalog, schema, name = table.split(".", 2)
         properties = {"catalog": catalog, "schema": schema, "table": name}
-        for label in self._labels:
-            if fnmatch.fnmatchcase(table.lower(), label.match.lower()):
-                return Dataset(table, label.business_group, label.sensitivity, properties)
-        return Dataset(table, "", "", properties)
+        label = label_for(self._labels, table)
+        if label is None:
+            return Dataset(table, "", "", properties)
+        return Dataset(table, label.business_group, label.sensitivity, properties)
