@@ -139,21 +139,32 @@ def test_select_1_from_another_caller_completes_while_a_statement_is_in_analysis
 
 
 def test_a_caller_past_the_concurrency_limit_is_told_busy_at_once(harness: KitHarness, sql_service: SqlService) -> None:
-    one_slot = harness.with_resources(
-        SqlService(sql_service.engine, sql_service.labels, 10, 2.0, max_concurrent_queries=1)
-    )
-    long_query = "select count(*) from calendar a, calendar b, calendar c, calendar d, calendar e"
-    running = threading.Thread(target=one_slot.call, args=(bob(one_slot), "run_query", {"sql": long_query}))
-    running.start()
-    deadline = time.monotonic() + 10
-    busy = None
-    while time.monotonic() < deadline:
+    service = SqlService(sql_service.engine, sql_service.labels, 10, 2.0, max_concurrent_queries=1)
+    one_slot = harness.with_resources(service)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_only_slot() -> None:  # another caller's statement, held for as long as the test needs
+        async def run() -> None:
+            async with service.slot():
+                held.set()
+                await anyio.to_thread.run_sync(release.wait)
+
+        anyio.run(run)
+
+    holder = threading.Thread(target=hold_the_only_slot)
+    holder.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
         result = one_slot.call(bob(one_slot), "run_query", {"sql": "select 1"})
-        if result.is_error:
-            busy = text(result)
-            break
-    running.join()
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    busy = text(result) if result.is_error else None
     assert busy is not None and "the SQL server is busy" in busy and "try again" in busy
+    assert waited < 10  # told at once, never queued behind the held slot
+    assert not one_slot.call(bob(one_slot), "run_query", {"sql": "select 1"}).is_error  # the slot is free again
     assert not one_slot.call(bob(one_slot), "run_query", {"sql": "select 1"}).is_error
 
 
